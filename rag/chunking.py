@@ -1,0 +1,161 @@
+"""Stage 2 — chunks: passages grouped or split into retrieval units of roughly 150–450 Chinese characters.
+
+Rules: a chunk never crosses a heading; short neighbouring passages of one section are merged; a long
+passage is split at sentence ends (。；！？). The English side follows the Chinese: merged passages merge
+their English, and a split passage splits its English at sentence ends into the same number of parts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+
+from rag.corpus import Passage
+
+CHUNKER_VERSION = 1
+ZH_SENTENCE_RE = re.compile(r"[^。；！？]*[。；！？]+[”’」）]*|[^。；！？]+$")
+EN_SENTENCE_RE = re.compile(r".+?(?:[.;!?](?=\s+[A-Z“\"(—]|\s*$)|$)", re.S)
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    id: str
+    passage_ids: tuple[str, ...]
+    section_zh: tuple[str, ...]
+    section_en: tuple[str, ...]
+    zh: str
+    en: str
+
+    @property
+    def section(self) -> str:
+        return " > ".join(self.section_zh)
+
+    def embed_text(self, lang: str) -> str:
+        """What is embedded: the section path then the text, so a heading's words find its paragraphs."""
+        section, text = (self.section_zh, self.zh) if lang == "zh" else (self.section_en, self.en)
+        return " > ".join(section) + "\n" + text
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict) -> "Chunk":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+
+
+def split_zh_sentences(text: str) -> list[str]:
+    return [s for s in ZH_SENTENCE_RE.findall(text) if s.strip()]
+
+
+def split_en_sentences(text: str) -> list[str]:
+    return [s.strip() for s in EN_SENTENCE_RE.findall(text) if s.strip()]
+
+
+def _pack(sentences: list[str], max_chars: int) -> list[list[str]]:
+    """Consecutive sentences in the fewest groups of about equal length that fit max_chars."""
+    total = sum(map(len, sentences))
+    parts = math.ceil(total / max_chars)
+    target = total / parts
+    groups: list[list[str]] = [[] for _ in range(parts)]
+    position = 0
+    for sentence in sentences:
+        groups[min(parts - 1, int((position + len(sentence) / 2) // target))].append(sentence)
+        position += len(sentence)
+    return [group for group in groups if group]
+
+
+def _split_english(en: str, zh_groups: list[list[str]]) -> list[str]:
+    """Split the English into as many parts as the Chinese, at sentence ends.
+
+    One English sentence per Chinese sentence is the common case of a faithful translation; otherwise
+    cut where the English has covered the same share of characters as the Chinese.
+    """
+    parts = len(zh_groups)
+    sentences = split_en_sentences(en)
+    if parts == 1 or len(sentences) < parts:
+        return [en] + [""] * (parts - 1)
+    counts = [len(group) for group in zh_groups]
+    if len(sentences) == sum(counts):
+        bounds = list(itertools.accumulate(counts))[:-1]
+    else:
+        zh_share = list(itertools.accumulate(sum(map(len, g)) for g in zh_groups))
+        en_share = list(itertools.accumulate(map(len, sentences)))
+        bounds, previous = [], 0
+        for i, covered in enumerate(zh_share[:-1]):
+            target = covered / zh_share[-1] * en_share[-1]
+            latest = len(sentences) - (parts - 1 - i)  # leave one sentence for each part still to come
+            best = min(range(previous + 1, latest), key=lambda j: abs(en_share[j - 1] - target), default=previous + 1)
+            bounds.append(best)
+            previous = best
+    edges = [0, *bounds, len(sentences)]
+    return [" ".join(sentences[a:b]) for a, b in zip(edges, edges[1:])]
+
+
+def _split_passage(passage: Passage, max_chars: int) -> list[Chunk]:
+    zh_groups = _pack(split_zh_sentences(passage.zh), max_chars)
+    en_parts = _split_english(passage.en, zh_groups)
+    return [
+        Chunk(
+            id=f"c{passage.id[1:]}" + (f".{i}" if len(zh_groups) > 1 else ""),
+            passage_ids=(passage.id,),
+            section_zh=passage.section_zh,
+            section_en=passage.section_en,
+            zh="".join(group),
+            en=en_parts[i - 1],
+        )
+        for i, group in enumerate(zh_groups, start=1)
+    ]
+
+
+def _merge(passages: list[Passage]) -> Chunk:
+    first = passages[0]
+    return Chunk(
+        id=f"c{first.id[1:]}",
+        passage_ids=tuple(p.id for p in passages),
+        section_zh=first.section_zh,
+        section_en=first.section_en,
+        zh="\n".join(p.zh for p in passages),
+        en="\n".join(p.en for p in passages if p.en),
+    )
+
+
+def _section_chunks(passages: list[Passage], min_chars: int, max_chars: int) -> list[Chunk]:
+    """Merge runs of short passages up to min_chars (never past max_chars); split long ones."""
+    chunks: list[Chunk] = []
+    groups: list[list[Passage]] = []
+
+    def size(group: list[Passage]) -> int:
+        return sum(len(p.zh) for p in group)
+
+    def close_groups() -> None:
+        # A short tail joins the group before it when both fit in one chunk.
+        if len(groups) > 1 and size(groups[-1]) < min_chars and size(groups[-2]) + size(groups[-1]) <= max_chars:
+            groups[-2:] = [groups[-2] + groups[-1]]
+        chunks.extend(_merge(group) for group in groups)
+        groups.clear()
+
+    for passage in passages:
+        if len(passage.zh) > max_chars:
+            close_groups()
+            chunks.extend(_split_passage(passage, max_chars))
+        elif groups and size(groups[-1]) < min_chars and size(groups[-1]) + len(passage.zh) <= max_chars:
+            groups[-1].append(passage)
+        else:
+            groups.append([passage])
+    close_groups()
+    return chunks
+
+
+def chunk_passages(passages: list[Passage], min_chars: int = 150, max_chars: int = 450) -> list[Chunk]:
+    """Chunks in document order; each section (heading path) is chunked on its own."""
+    chunks: list[Chunk] = []
+    section: list[Passage] = []
+    for passage in passages:
+        if section and passage.section_zh != section[0].section_zh:
+            chunks.extend(_section_chunks(section, min_chars, max_chars))
+            section = []
+        section.append(passage)
+    if section:
+        chunks.extend(_section_chunks(section, min_chars, max_chars))
+    return chunks

@@ -1,0 +1,159 @@
+"""The ``rag`` command line: build, search, eval. JSON goes to stdout alone; progress and logs to stderr."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag import config
+
+log = logging.getLogger("rag")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one plain line, never as a traceback."""
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def read_batch(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line number, object or None, error or None) for each non-empty line of a JSONL file.
+
+    Lines are decoded one by one, so a line of invalid UTF-8 or JSON costs only that line.
+    """
+    try:
+        raw_lines = path.read_bytes().splitlines()
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    for number, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            yield number, None, "line is not valid UTF-8"
+            continue
+        except json.JSONDecodeError as error:
+            yield number, None, f"line is not valid JSON ({error.msg})"
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+            yield number, None, 'line needs a "question" string field'
+            continue
+        yield number, row, None
+
+
+def clean_question(question: str, settings: config.Settings) -> str:
+    """Strip control characters and cut over-long questions; refuse empty ones."""
+    text = "".join(ch for ch in question if ch.isprintable() or ch in "\n\t").strip()
+    if not text:
+        raise UserError("the question is empty")
+    if len(text) > settings.max_question_chars:
+        log.warning("question cut to its first %d characters", settings.max_question_chars)
+        text = text[: settings.max_question_chars]
+    return text
+
+
+def search_row(retriever, question: str, k: int) -> dict:
+    result = retriever.search(question, k)
+    return {
+        "question": question,
+        "language": result.language,
+        "results": [
+            {"chunk_id": h.chunk.id, "passage_ids": list(h.chunk.passage_ids), "score": round(h.score, 6),
+             "section": h.chunk.section, "zh": h.chunk.zh, "en": h.chunk.en}
+            for h in result.hits
+        ],
+    }
+
+
+def cmd_build(args, settings: config.Settings) -> int:
+    from rag.index import build_index, load_index, StaleIndex
+
+    if not args.force:
+        try:
+            manifest = load_index(settings).manifest
+            log.info("index is up to date (%s chunks, built %s); use --force to rebuild",
+                     manifest["counts"]["chunks"], manifest["built_at"])
+            return 0
+        except StaleIndex as reason:
+            log.info("%s — building", reason)
+    manifest = build_index(settings, progress=True)
+    log.info("built %d chunks, %d vectors (%s) in %s", manifest["counts"]["chunks"],
+             manifest["counts"]["vectors"], "+".join(manifest["languages"]), settings.index_dir)
+    return 0
+
+
+def cmd_search(args, settings: config.Settings) -> int:
+    from rag.retrieval import Retriever
+
+    if bool(args.question) == bool(args.batch):
+        raise UserError("give either a QUESTION or --batch FILE")
+    retriever = Retriever(settings)
+    if args.batch:
+        for number, row, error in read_batch(Path(args.batch)):
+            if error:
+                _print_json({"id": None, "line": number, "error": error})
+                continue
+            try:
+                _print_json({**row, **search_row(retriever, clean_question(row["question"], settings), args.k)})
+            except UserError as problem:
+                _print_json({"id": row.get("id"), "line": number, "error": str(problem)})
+        return 0
+    row = search_row(retriever, clean_question(args.question, settings), args.k)
+    if args.json:
+        _print_json(row)
+        return 0
+    for rank, hit in enumerate(row["results"], start=1):
+        print(f"[{rank}] {hit['chunk_id']}  score={hit['score']:.4f}  {hit['section']}")
+        print(f"    {hit['zh'][:160]}")
+        if hit["en"]:
+            print(f"    {hit['en'][:200]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="build the FAISS index of the corpus (embeddings/)")
+    build.add_argument("--force", action="store_true", help="rebuild even when the index is up to date")
+    build.set_defaults(handler=cmd_build)
+
+    search = commands.add_parser("search", help="find the passages that answer a question")
+    search.add_argument("question", nargs="?", help="the question, in any language")
+    search.add_argument("--batch", metavar="FILE.jsonl", help='one JSON object per line with a "question"')
+    search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    search.add_argument("--json", action="store_true", help="print JSON only")
+    search.set_defaults(handler=cmd_search)
+    return parser
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (jieba's dictionary load, bm25s, HTTP clients) off the user's terminal."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    for noisy in ("jieba", "bm25s", "sentence_transformers", "httpx", "urllib3", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(message)s")
+    quiet_libraries()
+    try:
+        return args.handler(args, config.load_settings())
+    except UserError as error:
+        print(f"rag: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rag: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,207 @@
+"""Stage 4 — index: build, store and load the FAISS index of bilingual chunks, safely.
+
+Layout of ``embeddings/``:
+- ``index-<sha12>.faiss``: one vector per chunk and language (rows ``vector_chunks`` maps back to chunks)
+- ``chunks-<sha12>.json``: the chunk table and the vector → chunk map (plain JSON, never pickle)
+- ``manifest.json``: what was built from what; it names the two data files above.
+
+Writing is atomic: data files get content-addressed names, then ``manifest.json`` is replaced in one
+``os.replace``. A crash at any moment leaves the previous manifest pointing at its own, still present,
+files. Loading verifies the manifest against the files (sha256), the corpus (sha256), the chunker and
+the embedder; any mismatch raises ``StaleIndex`` with the reason, and ``ensure_index`` rebuilds.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from rag import config
+from rag.chunking import CHUNKER_VERSION, Chunk, chunk_passages
+from rag.corpus import load_passages
+from rag.embedding import get_embedder
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+LOCK = ".build.lock"
+INDEX_TYPES = ("flat", "hnsw", "ivf")
+
+
+class StaleIndex(RuntimeError):
+    """The stored index is missing, unreadable or built from other data; the message says why."""
+
+
+class BuildInProgress(RuntimeError):
+    """Another process is building the index right now."""
+
+
+@dataclasses.dataclass
+class LoadedIndex:
+    faiss_index: faiss.Index
+    chunks: list[Chunk]
+    vector_chunks: np.ndarray  # row of the FAISS index → position in ``chunks``
+    manifest: dict
+
+
+def corpus_files() -> list[Path]:
+    return [p for p in (config.ZH_FILE, config.EN_FILE) if p.exists()]
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def corpus_fingerprint() -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in corpus_files()}
+
+
+def make_faiss_index(vectors: np.ndarray, index_type: str) -> faiss.Index:
+    """Inner product on normalised vectors (= cosine). HNSW / IVF only pay off on large corpora."""
+    dim = vectors.shape[1]
+    if index_type == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
+    elif index_type == "ivf":
+        lists = max(1, min(4096, int(4 * np.sqrt(len(vectors)))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = max(1, lists // 16)
+    else:
+        raise ValueError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
+    index.add(vectors)
+    return index
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path):
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildInProgress(f"another 'rag build' is writing {index_dir}; wait for it to finish") from None
+        yield
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def build_index(settings: config.Settings, progress: bool = True) -> dict:
+    """Chunk the corpus, embed both languages, write embeddings/ atomically; return the manifest."""
+    with build_lock(settings.index_dir):
+        chunks = chunk_passages(load_passages(), settings.chunk_min_chars, settings.chunk_max_chars)
+        embedder = get_embedder(settings.embedder, settings.cache_dir)
+        languages = ["zh"] + (["en"] if all(c.en for c in chunks) else [])
+        texts = [c.embed_text(lang) for lang in languages for c in chunks]
+        log.info("embedding %d texts (%s) with %s", len(texts), "+".join(languages), settings.embedder)
+        vectors = embedder.encode_passages(texts, progress=progress)
+        vector_chunks = np.tile(np.arange(len(chunks)), len(languages))
+        index_bytes = faiss.serialize_index(make_faiss_index(vectors, settings.index_type)).tobytes()
+        table = json.dumps({"chunks": [c.to_json() for c in chunks], "vector_chunks": vector_chunks.tolist()},
+                           ensure_ascii=False).encode("utf-8")
+        files = {
+            "index": f"index-{hashlib.sha256(index_bytes).hexdigest()[:12]}.faiss",
+            "chunks": f"chunks-{hashlib.sha256(table).hexdigest()[:12]}.json",
+        }
+        _write_atomic(settings.index_dir / files["index"], index_bytes)
+        _write_atomic(settings.index_dir / files["chunks"], table)
+        manifest = {
+            "embedder": settings.embedder,
+            "embedder_revision": embedder.revision,
+            "dimension": int(vectors.shape[1]),
+            "chunker_version": CHUNKER_VERSION,
+            "chunk_chars": [settings.chunk_min_chars, settings.chunk_max_chars],
+            "corpus_sha256": corpus_fingerprint(),
+            "index_type": settings.index_type,
+            "languages": languages,
+            "files": files,
+            "files_sha256": {key: sha256_file(settings.index_dir / name) for key, name in files.items()},
+            "counts": {"passages": sum(len(c.passage_ids) for c in chunks), "chunks": len(chunks),
+                       "vectors": int(len(vectors))},
+            "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        _write_atomic(settings.index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        _remove_unreferenced(settings.index_dir, files.values())
+        return manifest
+
+
+def _remove_unreferenced(index_dir: Path, keep) -> None:
+    for path in list(index_dir.glob("index-*.faiss")) + list(index_dir.glob("chunks-*.json")):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
+def read_manifest(index_dir: Path) -> dict:
+    path = index_dir / MANIFEST
+    if not path.exists():
+        raise StaleIndex(f"no index in {index_dir} yet")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest["files"]["index"], manifest["files"]["chunks"]  # noqa: B018 - shape check
+    except (ValueError, KeyError, TypeError) as error:
+        raise StaleIndex(f"{path} is unreadable ({error})") from None
+    return manifest
+
+
+def check_manifest(manifest: dict, settings: config.Settings) -> None:
+    """Raise StaleIndex when the stored index was not built from the current corpus, chunker and model."""
+    expected = {
+        "embedder": settings.embedder,
+        "embedder_revision": get_embedder(settings.embedder, settings.cache_dir).revision,
+        "chunker_version": CHUNKER_VERSION,
+        "chunk_chars": [settings.chunk_min_chars, settings.chunk_max_chars],
+        "corpus_sha256": corpus_fingerprint(),
+        "index_type": settings.index_type,
+    }
+    for key, value in expected.items():
+        if manifest.get(key) != value:
+            what = "the corpus changed" if key == "corpus_sha256" else f"{key} is {manifest.get(key)!r}, expected {value!r}"
+            raise StaleIndex(f"the index is out of date: {what}")
+
+
+def load_index(settings: config.Settings) -> LoadedIndex:
+    manifest = read_manifest(settings.index_dir)
+    check_manifest(manifest, settings)
+    paths = {key: settings.index_dir / name for key, name in manifest["files"].items()}
+    for key, path in paths.items():
+        if not path.exists():
+            raise StaleIndex(f"the index file {path.name} is missing")
+        if sha256_file(path) != manifest["files_sha256"][key]:
+            raise StaleIndex(f"the index file {path.name} is corrupt (checksum mismatch)")
+    try:
+        faiss_index = faiss.deserialize_index(np.frombuffer(paths["index"].read_bytes(), dtype=np.uint8))
+        table = json.loads(paths["chunks"].read_text(encoding="utf-8"))
+        chunks = [Chunk.from_json(row) for row in table["chunks"]]
+        vector_chunks = np.asarray(table["vector_chunks"], dtype=np.int64)
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        raise StaleIndex(f"the index is unreadable ({error})") from None
+    if faiss_index.ntotal != len(vector_chunks) or faiss_index.d != manifest["dimension"]:
+        raise StaleIndex("the index does not match its manifest (vector count or dimension)")
+    return LoadedIndex(faiss_index, chunks, vector_chunks, manifest)
+
+
+def ensure_index(settings: config.Settings, progress: bool = True) -> LoadedIndex:
+    """Load the index, rebuilding it first (with a message saying why) when it is missing or stale."""
+    try:
+        return load_index(settings)
+    except StaleIndex as reason:
+        log.warning("%s — rebuilding the index", reason)
+        build_index(settings, progress=progress)
+        return load_index(settings)

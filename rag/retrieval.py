@@ -1,0 +1,138 @@
+"""Stage 5 — retrieve: hybrid search over the bilingual chunks.
+
+Three ranked lists are fused with weighted reciprocal-rank fusion (Cormack et al. 2009):
+- dense: the question's vector against both language vectors of every chunk (best of the two per chunk);
+- BM25 over the Chinese text (jieba search-mode tokens), the question expanded with the glossary's
+  Chinese names for English names it contains;
+- BM25 over the English text, the question expanded with English names for Chinese names it contains.
+Everything heavy (models, index, BM25 tables) is built once per ``Retriever``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+import time
+
+import bm25s
+import numpy as np
+
+from rag import config
+from rag.chunking import Chunk
+from rag.embedding import get_embedder
+from rag.glossary import expand_query, load_glossary
+from rag.index import LoadedIndex, ensure_index
+from rag.language import detect_language
+
+log = logging.getLogger(__name__)
+EN_WORD_RE = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+# Function words carry no topic; dropping them keeps BM25 from rewarding them.
+EN_STOPWORDS = frozenset(
+    "a an and are as at be by did do does for from has have how in is it its of on or that the this to was "
+    "were what when where which who why with according report".split()
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float  # fused RRF score
+    ranks: dict[str, int]  # rank (1-based) in each retriever that found the chunk
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    question: str
+    language: str
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+
+
+def tokenize_zh(text: str) -> list[str]:
+    import jieba
+
+    return [t for t in jieba.lcut_for_search(text.lower()) if t.strip() and (t.isalnum() or len(t) > 1)]
+
+
+def tokenize_en(text: str) -> list[str]:
+    return [t for t in EN_WORD_RE.findall(text.lower()) if t not in EN_STOPWORDS]
+
+
+def _bm25(corpus_tokens: list[list[str]]) -> bm25s.BM25:
+    model = bm25s.BM25()
+    model.index(corpus_tokens, show_progress=False)
+    return model
+
+
+def _ranking(scores: np.ndarray, limit: int) -> list[int]:
+    """Positions of the best-scoring documents, best first, positive scores only."""
+    order = np.argsort(-scores)[:limit]
+    return [int(i) for i in order if scores[i] > 0]
+
+
+def rrf(rankings: dict[str, list[int]], weights: dict[str, float], k: int) -> list[tuple[int, float, dict]]:
+    """Weighted reciprocal-rank fusion: score(d) = Σ weight_r / (k + rank_r(d))."""
+    fused: dict[int, float] = {}
+    ranks: dict[int, dict[str, int]] = {}
+    for name, ranking in rankings.items():
+        for rank, doc in enumerate(ranking, start=1):
+            fused[doc] = fused.get(doc, 0.0) + weights[name] / (k + rank)
+            ranks.setdefault(doc, {})[name] = rank
+    return sorted(((doc, score, ranks[doc]) for doc, score in fused.items()), key=lambda x: -x[1])
+
+
+class Retriever:
+    """Loads the index and models once; ``search`` is then cheap and thread-safe."""
+
+    def __init__(self, settings: config.Settings | None = None, progress: bool = True):
+        self.settings = settings or config.load_settings()
+        self.index: LoadedIndex = ensure_index(self.settings, progress=progress)
+        self.chunks = self.index.chunks
+        self.embedder = get_embedder(self.settings.embedder, self.settings.cache_dir)
+        self.glossary = load_glossary()
+        self._bm25_zh = _bm25([tokenize_zh(c.embed_text("zh")) for c in self.chunks])
+        self._bm25_en = _bm25([tokenize_en(c.embed_text("en")) for c in self.chunks]) if self.has_english else None
+        self._faiss_lock = threading.Lock()
+
+    @property
+    def has_english(self) -> bool:
+        return all(c.en for c in self.chunks)
+
+    def dense_ranking(self, question: str, limit: int) -> list[int]:
+        query = self.embedder.encode_queries([question])
+        with self._faiss_lock:
+            scores, rows = self.index.faiss_index.search(query, min(limit * 2, self.index.faiss_index.ntotal))
+        best: dict[int, float] = {}
+        for score, row in zip(scores[0], rows[0]):
+            if row >= 0:
+                chunk = int(self.index.vector_chunks[row])
+                best[chunk] = max(best.get(chunk, -1.0), float(score))
+        return sorted(best, key=lambda c: -best[c])[:limit]
+
+    def lexical_rankings(self, question: str, limit: int) -> dict[str, list[int]]:
+        zh_terms, en_terms = expand_query(question, self.glossary)
+        rankings = {"bm25_zh": _ranking(self._bm25_zh.get_scores(tokenize_zh(" ".join([question, *zh_terms]))), limit)}
+        if self._bm25_en is not None:
+            rankings["bm25_en"] = _ranking(self._bm25_en.get_scores(tokenize_en(" ".join([question, *en_terms]))), limit)
+        return rankings
+
+    def search(self, question: str, k: int | None = None, mode: str = "hybrid") -> SearchResult:
+        """Top-k chunks for the question. mode: hybrid | dense | bm25."""
+        k = k or self.settings.top_k
+        limit = max(self.settings.candidates, k)
+        timings: dict[str, float] = {}
+        rankings: dict[str, list[int]] = {}
+        if mode in ("hybrid", "dense"):
+            start = time.perf_counter()
+            rankings["dense"] = self.dense_ranking(question, limit)
+            timings["dense_ms"] = (time.perf_counter() - start) * 1000
+        if mode in ("hybrid", "bm25"):
+            start = time.perf_counter()
+            rankings.update(self.lexical_rankings(question, limit))
+            timings["bm25_ms"] = (time.perf_counter() - start) * 1000
+        weights = {"dense": self.settings.weight_dense, "bm25_zh": self.settings.weight_bm25_zh,
+                   "bm25_en": self.settings.weight_bm25_en}
+        fused = rrf(rankings, weights, self.settings.rrf_k)[:k]
+        hits = [Hit(self.chunks[doc], score, ranks) for doc, score, ranks in fused]
+        return SearchResult(question, detect_language(question), hits, timings)
