@@ -117,6 +117,29 @@ def cmd_search(args, settings: config.Settings) -> int:
     return 0
 
 
+def cmd_eval(args, settings: config.Settings) -> int:
+    from rag import evaluation
+    from rag.retrieval import Retriever
+
+    path = Path(args.qa)
+    if not path.exists():
+        raise UserError(f"no question file at {path}")
+    questions = evaluation.read_questions(path)
+    configs = evaluation.comparison_configs(settings) if args.compare else [("hybrid", settings, "hybrid")]
+    reports, retrievers = [], {}
+    for name, run_settings, mode in configs:
+        if run_settings not in retrievers:
+            retrievers[run_settings] = Retriever(run_settings)
+        reports.append(evaluation.evaluate_retrieval(retrievers[run_settings], questions, args.k, mode, name))
+    if args.json:
+        _print_json([r.to_json() for r in reports] if args.compare else reports[0].to_json())
+    elif args.compare:
+        print(evaluation.format_comparison(reports))
+    else:
+        print(evaluation.format_report(reports[0]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -132,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
     search.add_argument("--json", action="store_true", help="print JSON only")
     search.set_defaults(handler=cmd_search)
+
+    evaluate = commands.add_parser("eval", help="measure retrieval on questions with evidence sentences")
+    evaluate.add_argument("--qa", default=str(config.DEV_QA_FILE), help="JSONL with question, lang, evidence")
+    evaluate.add_argument("-k", type=int, default=10, help="results per question (default 10)")
+    evaluate.add_argument("--compare", action="store_true", help="dense / BM25 / hybrid and every embedder")
+    evaluate.add_argument("--json", action="store_true", help="print JSON only")
+    evaluate.set_defaults(handler=cmd_eval)
     return parser
 
 

