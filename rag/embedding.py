@@ -76,7 +76,7 @@ class Embedder:
         if self.name == config.SHIPPED_EMBEDDER:
             from rag import e5_convert
 
-            return str(e5_convert.ensure_converted(self._cache_dir / "models"))
+            return str(e5_convert.ensure_converted(self._cache_dir))
         if self.name.startswith("minilm:"):
             return _minilm_path()
         return self.name

@@ -65,8 +65,11 @@ def _bm25(corpus_tokens: list[list[str]]) -> bm25s.BM25:
     return model
 
 
-def _ranking(scores: np.ndarray, limit: int) -> list[int]:
+def _bm25_ranking(model: bm25s.BM25, tokens: list[str], limit: int) -> list[int]:
     """Positions of the best-scoring documents, best first, positive scores only."""
+    if not tokens:  # bm25s cannot score an empty query (e.g. a question of punctuation only)
+        return []
+    scores = model.get_scores(tokens)
     order = np.argsort(-scores)[:limit]
     return [int(i) for i in order if scores[i] > 0]
 
@@ -112,9 +115,9 @@ class Retriever:
 
     def lexical_rankings(self, question: str, limit: int) -> dict[str, list[int]]:
         zh_terms, en_terms = expand_query(question, self.glossary)
-        rankings = {"bm25_zh": _ranking(self._bm25_zh.get_scores(tokenize_zh(" ".join([question, *zh_terms]))), limit)}
+        rankings = {"bm25_zh": _bm25_ranking(self._bm25_zh, tokenize_zh(" ".join([question, *zh_terms])), limit)}
         if self._bm25_en is not None:
-            rankings["bm25_en"] = _ranking(self._bm25_en.get_scores(tokenize_en(" ".join([question, *en_terms]))), limit)
+            rankings["bm25_en"] = _bm25_ranking(self._bm25_en, tokenize_en(" ".join([question, *en_terms])), limit)
         return rankings
 
     def search(self, question: str, k: int | None = None, mode: str = "hybrid") -> SearchResult:
