@@ -7,7 +7,7 @@ both give 2023 and 11. Comparison is by value only (``same_value``); the ``kind`
 
 Kinds
     ``number``   cardinals and ordinals (1,234 · 1.1万 · 八项 · 第七十六届 · seventy-sixth · 76th)
-    ``percent``  41% · 41 % · 41 percent · 百分之四十一 (value 41.0, not 0.41)
+    ``percent``  41% · 41 % · 41 percent · 百分之四十一 (value 41.0, not 0.41; 5‰ → 0.5)
     ``year``     2023年 · a bare 4-digit 1800–2199 · 1970s · 20世纪70年代 (= 1970)
     ``month``    11月 · 十一月 · November / Nov · novembre · noviembre · ноября … (value 1–12)
     ``date``     a day of the month: 15日 · 15 May · May 15th (value 1–31)
@@ -19,20 +19,23 @@ What is recognised
       dots are thousands separators only when unambiguous, i.e. two or more dot groups or a decimal
       comma after them). A single ``11.000`` is the decimal 11.0. A comma followed by other than
       three digits (``2,83``) is a decimal comma.
-    * Chinese magnitudes after Arabic or Chinese numerals: 万 (1e4), 亿 (1e8), 万亿 (1e12), also
-      百万/千万; ``余``/``多`` may stand before or after (1.1万余名 → 11000, 150多万 → 1.5e6).
+    * Chinese magnitudes after Arabic or Chinese numerals: 万 (1e4), 亿 (1e8), 万亿 (1e12), 百万,
+      千万, also the traditional/Japanese 萬 and 億; ``余``/``多`` may stand before or after
+      (1.1万余名 → 11000, 150多万 → 1.5e6).
       ``千`` is *not* a magnitude after Arabic numerals (``72 万千瓦`` is 720000 kW).
     * Chinese numerals (一 二 两 三 … 十 百 千 万 亿, 〇/零) only where they are certainly numbers:
       preceded by 第 (ordinal), followed (optionally after 多/余/来) by a counter from ``CN_COUNTERS``,
-      containing 万/亿, or followed by 月 (month) / 年 (year, digit-by-digit like 二〇二三年).
-      A lone 一 before a counter (一个, 一批, 一项) is the indefinite article and is not extracted;
-      a few idioms (``CN_IDIOMS``: 三位一体, 百年未有之大变局 …) are skipped. 首 + counter (首届, 首个,
-      首批) is the ordinal 1. 百分之 + numeral is a percentage.
+      containing 万/亿, or followed by 月 (month), 日 after a month (date) or 年 (a year when written
+      digit by digit, 二〇二三年; otherwise a count, 十年). A lone 一 before a counter (一个, 一批,
+      一项) is the indefinite article and a lone 零 (零部件, 零排放) is no count: neither is
+      extracted; a few idioms (``CN_IDIOMS``: 百年未有之大变局 …) are skipped. 首 + counter (首届,
+      首个, 首批) is the ordinal 1. 百分之 + numeral is a percentage.
     * English scale words after a numeral: thousand, million, billion (= 1e9, short scale), trillion,
-      bn/mn; French/Spanish/German/Russian/Italian/Portuguese ones: milliard(s), mil millones,
-      Milliarde(n), Million(en), Mio./Mrd., млрд, млн, тыс, трлн, миллиард… (all 1e9 for "milliard"
+      bn/mn; French/Spanish/German/Russian/Italian/Portuguese/Arabic ones: milliard(s), mil millones,
+      Milliarde(n), Million(en), Mio./Mrd., млрд, млн, тыс, трлн, миллиард…, مليار (1e9 for "milliard"
       forms). The long-scale words that are distinct from English (Spanish billón/billones, German
-      Billionen) are 1e12; a bare "billion(s)" is always read as the English 1e9.
+      Billionen) are 1e12; "billion(s)"/"Billion" is always read as the English 1e9 (the text's
+      language is not detected).
     * English number words one…nineteen, twenty…ninety, hundred, thousand, million …, dozen, "a
       hundred"/"a million", and ordinals first…twentieth, thirtieth…ninetieth, hundredth, compounds
       (seventy-sixth, one hundred and fifty); ordinals in digits (1st, 2nd, 76th, 21st). "one" is skipped
@@ -41,8 +44,9 @@ What is recognised
       mars, mai …) count only next to a number ("May 2017", "15 May").
 
 What is deliberately not extracted
-    * digits glued to a preceding Latin letter, i.e. codes and formulas such as CO2, G20, COP15,
-      PM2.5, b1 (currency codes such as RMB20, US$41 are numbers);
+    * digits glued to a preceding Latin letter, i.e. codes and formulas such as CO2, PM2.5, CH4, b1,
+      A320; except currency codes (RMB20, US$41) and codes whose number is a count or standard
+      number written out elsewhere (G20 = 二十国集团, COP15, SDG 7, ISO14001; ``_COUNT_CODES``);
     * the passage ids this project cites (``p-1-2-1-b1-1-001``, ``h-1-2``);
     * signs: ``2019-2022`` is two years, not a negative number.
 """
@@ -102,7 +106,10 @@ SCALE_WORDS = {
     "тыс": 10**3, "тыс.": 10**3, "млн": 10**6, "млн.": 10**6, "млрд": 10**9, "млрд.": 10**9,
     "трлн": 10**12, "трлн.": 10**12,
 }
+# inflected scale words (Russian, Arabic): stem → factor
 RU_SCALE_STEMS = {"тысяч": 10**3, "миллион": 10**6, "миллиард": 10**9, "триллион": 10**12}
+AR_SCALE_STEMS = {"ألف": 10**3, "آلاف": 10**3, "مليون": 10**6, "ملايين": 10**6, "مليار": 10**9,
+                  "تريليون": 10**12}
 
 EN_ONES = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
            "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
@@ -143,7 +150,8 @@ _AMBIGUOUS_MONTHS = {"May", "mars", "Mars", "mai", "Mai", "Jan", "Mar", "Apr", "
 # regular expressions (applied to the digit-normalised text)
 
 _LATIN_LETTER = r"A-Za-zÀ-ÖØ-öø-ÿ"
-_CURRENCY_PREFIX = re.compile(r"(?:RMB|CNY|USD|EUR|GBP|JPY|HKD|Rs|Rp|US\$|HK\$|A\$|C\$|S\$|R\$|NZ\$|\$)")
+_CURRENCY_PREFIX = re.compile(
+    r"(?:RMB|CNY|USD|EUR|GBP|JPY|HKD|Rs|Rp|US\$|HK\$|A\$|C\$|S\$|R\$|NZ\$|\$)")
 # Codes whose number is a count or an ordinal written out in other languages (G20 = 二十国集团,
 # COP15 = 第十五次缔约方大会, SDG 7): extracted despite the glued letters.
 _COUNT_CODES = re.compile(r"(?<![A-Za-z])(?:G|COP|SDG|MOP|CMP|CMA|ISO|IEC|GB)[-/]?$")
@@ -160,21 +168,23 @@ _ARABIC = (
 )
 _CJK_MAG = "|".join(sorted(CJK_MAGNITUDES, key=len, reverse=True))
 _SCALE_RE = (r"(?:" + "|".join(re.escape(w) for w in sorted(SCALE_WORDS, key=len, reverse=True))
-             + r"|(?:" + "|".join(RU_SCALE_STEMS) + r")[а-я]*)")
-_PERCENT_WORDS = r"(?:%|％|‰|percent|per\s+cent|pour\s*cent|por\s+ciento|per\s+cento|Prozent|процент[а-я]*)"
+             + r"|(?:" + "|".join(RU_SCALE_STEMS) + r")[а-я]*"
+             + r"|(?:" + "|".join(AR_SCALE_STEMS) + r")[\u0621-\u064a]*)")
+_PERCENT_WORDS = (r"(?:%|％|‰|percent|per\s+cent|pour\s*cent|por\s+ciento|per\s+cento|Prozent"
+                  r"|процент[а-я]*)")
 NUMBER_RE = re.compile(
     rf"(?P<num>{_ARABIC})"
     rf"(?:\s?(?P<approx>[多余])?(?P<cjkmag>{_CJK_MAG})"
     rf"|[\s-]?(?P<scale>{_SCALE_RE})(?![{_LATIN_LETTER}а-яА-Я]))?"
-    rf"(?P<after>\s?(?:{_PERCENT_WORDS}|年代|年(?!代)|月|日|号|世纪|(?:st|nd|rd|th)(?![{_LATIN_LETTER}])"
-    rf"|s(?![{_LATIN_LETTER}]))?)",
+    rf"(?P<after>\s?(?:{_PERCENT_WORDS}|年代|年(?!代)|月|日|号|世纪"
+    rf"|(?:st|nd|rd|th)(?![{_LATIN_LETTER}])|s(?![{_LATIN_LETTER}]))?)",
     re.IGNORECASE,
 )
 _CN_NUMERAL = "零〇一二两三四五六七八九十百千万亿"
-CN_NUMERAL_RE = re.compile(rf"(?P<first>第|首)?(?P<num>[{_CN_NUMERAL}]+)?")
 CN_RUN_RE = re.compile(rf"(?P<pre>第|首)?(?P<num>[{_CN_NUMERAL}]+)")
 CN_PERCENT_RE = re.compile(rf"百分之(?P<num>[{_CN_NUMERAL}]+(?:点[{_CN_NUMERAL}]+)?|\d+(?:\.\d+)?)")
-CN_CENTURY_RE = re.compile(rf"(?P<c>\d{{1,2}}|[{_CN_NUMERAL}]+)\s?世纪\s?(?P<d>\d0|[一二三四五六七八九]十)\s?年代")
+CN_CENTURY_RE = re.compile(  # 20世纪70年代 = the 1970s
+    rf"(?P<c>\d{{1,2}}|[{_CN_NUMERAL}]+)\s?世纪\s?(?P<d>\d0|[一二三四五六七八九]十)\s?年代")
 _EN_WORDS = sorted([*EN_ONES, *EN_TENS, *EN_ORD_ONES, *EN_ORD_TENS, *EN_SCALES, *EN_ORD_SCALES,
                     "dozen"], key=len, reverse=True)
 EN_WORDS_RE = re.compile(
@@ -203,8 +213,12 @@ _RU_MONTH_WORD = re.compile(r"(?:январ|феврал|апрел|июн|ию�
 # ---------------------------------------------------------------------------------------------------
 # helpers
 
+_TRADITIONAL = {"億": "亿", "萬": "万", "兩": "两"}  # traditional Chinese / Japanese forms
+
+
 def _normalise_digits(text: str) -> str:
-    """Every Unicode decimal digit → ASCII, Arabic separators → , and . (length preserving)."""
+    """Every Unicode decimal digit → ASCII, Arabic separators → , and ., traditional 億/萬/兩 →
+    亿/万/两 (one character for one, so spans stay valid)."""
     out = []
     for ch in text:
         if ch.isdecimal() and not ("0" <= ch <= "9"):
@@ -215,6 +229,8 @@ def _normalise_digits(text: str) -> str:
             out.append(",")
         elif ch == "％":
             out.append("%")
+        elif ch in _TRADITIONAL:
+            out.append(_TRADITIONAL[ch])
         else:
             out.append(ch)
     return "".join(out)
@@ -306,14 +322,16 @@ def _english_words_value(words: list[str]) -> list[tuple[int, int, float, bool]]
             if start is None:
                 start = i
             current += value
-            prev, ordinal = ("ord" if lw in EN_ORD_ONES else "teen" if value >= 10 else "ones"), lw in EN_ORD_ONES
+            ordinal = lw in EN_ORD_ONES
+            prev = "ord" if ordinal else "teen" if value >= 10 else "ones"
         elif lw in EN_TENS or lw in EN_ORD_TENS:
             if start is not None and prev not in ("", "hundred", "scale"):
                 close(i - 1)
             if start is None:
                 start = i
             current += EN_TENS.get(lw, EN_ORD_TENS.get(lw))
-            prev, ordinal = ("ord" if lw in EN_ORD_TENS else "tens"), lw in EN_ORD_TENS
+            ordinal = lw in EN_ORD_TENS
+            prev = "ord" if ordinal else "tens"
         elif lw == "hundred" or lw == "hundredth":
             if start is None or prev in ("hundred", "ord"):
                 close(i - 1)
@@ -331,7 +349,10 @@ def _english_words_value(words: list[str]) -> list[tuple[int, int, float, bool]]
             if start is None or prev in ("ord",):
                 close(i - 1)
                 start, current = i, 1
-            total = (total + (current or 1)) * scale if total and total < scale else total + (current or 1) * scale
+            if total and total < scale:  # "two hundred thousand" after an earlier smaller scale
+                total = (total + (current or 1)) * scale
+            else:
+                total += (current or 1) * scale
             current = 0
             prev, ordinal = ("ord" if lw in EN_ORD_SCALES else "scale"), lw in EN_ORD_SCALES
         if ordinal:
@@ -358,7 +379,8 @@ def _arabic(text: str):
             continue
         after = (m.group("after") or "").strip()
         after_l = after.lower()
-        base_end = m.end("cjkmag") if m.group("cjkmag") else m.end("scale") if m.group("scale") else m.end("num")
+        magnitude = "cjkmag" if m.group("cjkmag") else "scale" if m.group("scale") else "num"
+        base_end = m.end(magnitude)
         end = m.end() if after else base_end
         kind = "number"
         if m.group("cjkmag"):
@@ -399,7 +421,7 @@ def _scale_factor(word: str) -> int:
         if word in ("Billion",) or lw in ("billion", "billions"):
             return 10**9
         return SCALE_WORDS[lw]
-    for stem, factor in RU_SCALE_STEMS.items():
+    for stem, factor in {**RU_SCALE_STEMS, **AR_SCALE_STEMS}.items():
         if lw.startswith(stem):
             return factor
     raise KeyError(word)
@@ -439,7 +461,8 @@ def _chinese(text: str):
             continue  # 两三个, 十四五: not one number
         elif after.startswith("月") and not approx and 1 <= value <= 12:
             kind, end = "month", end + 1
-        elif after.startswith("日") and not approx and 1 <= value <= 31 and text[max(0, start - 1):start] == "月":
+        elif (after.startswith("日") and not approx and 1 <= value <= 31
+              and text[max(0, start - 1):start] == "月"):
             kind, end = "date", end + 1
         elif after[:1] and (after[0] in CN_COUNTERS or after.startswith(CN_UNIT_WORDS)):
             if numeral in ("一", "零", "〇"):
@@ -469,16 +492,19 @@ def _chinese(text: str):
             yield Quantity(float((century - 1) * 100 + decade), m.group(), "year", m.span())
 
 
-_ONE_SKIP_BEFORE = re.compile(r"(?:\b(?:no|any|every|some|each|the|this|that|which|someone|anyone))\s+$", re.I)
-_ONE_SKIP_AFTER = re.compile(r"^\s+(?:of|another|after\s+another|by\s+one)\b|^-(?:stop|off|way|sided|on-one)\b", re.I)
+# "one" that is not a quantity: no one, each one, one of, one another, one after another, one-stop
+_ONE_SKIP_BEFORE = re.compile(r"\b(?:no|any|every|some|each|the|this|that|which)\s+$", re.I)
+_ONE_SKIP_AFTER = re.compile(
+    r"^\s+(?:of|another|after\s+another|by\s+one)\b|^-(?:stop|off|way|sided|on-one)\b", re.I)
 
 
 def _english(text: str):
     for m in EN_WORDS_RE.finditer(text):
         body_end = m.start("pct") if m.group("pct") else m.end()
-        tokens = [(t.group(), t.start() + m.start()) for t in re.finditer(r"[A-Za-z]+", text[m.start():body_end])]
+        tokens = [(t.group(), m.start() + t.start())
+                  for t in re.finditer(r"[A-Za-z]+", text[m.start():body_end])]
         groups = _english_words_value([t for t, _ in tokens])
-        for first, last, value, _ordinal in groups:
+        for first, last, value, _ in groups:
             if first > last:
                 continue
             s = tokens[first][1]
@@ -486,7 +512,8 @@ def _english(text: str):
             phrase = text[s:e]
             if phrase.lower() in ("a", "an"):
                 continue
-            if phrase.lower() == "one" and (_ONE_SKIP_BEFORE.search(text[:s]) or _ONE_SKIP_AFTER.search(text[e:])):
+            if phrase.lower() == "one" and (_ONE_SKIP_BEFORE.search(text[:s])
+                                            or _ONE_SKIP_AFTER.search(text[e:])):
                 continue
             kind = "number"
             if last == len(tokens) - 1 and m.group("pct"):
@@ -508,7 +535,8 @@ def _months(text: str):
             month = _MONTH_NAMES[name]
         if name in _AMBIGUOUS_MONTHS:
             before, after = text[:m.start()], text[m.end():]
-            if not (re.search(r"\d(?:st|nd|rd|th)?\s*(?:of\s+)?$", before) or re.match(r"\.?,?\s*\d", after)):
+            number_before = re.search(r"\d(?:st|nd|rd|th)?\s*(?:of\s+)?$", before)
+            if not (number_before or re.match(r"\.?,?\s*\d", after)):
                 continue
         end = m.start() + len(name)
         yield Quantity(float(month), text[m.start():end], "month", (m.start(), end))
@@ -530,7 +558,8 @@ def _mark_days(text: str, found: list[Quantity]) -> list[Quantity]:
     months = [q for q in found if q.kind == "month" and not q.text.endswith("月")]
     out = []
     for q in found:
-        if q.kind == "number" and q.value.is_integer() and 1 <= q.value <= 31 and re.fullmatch(r"\d+(?:st|nd|rd|th)?", q.text):
+        if (q.kind == "number" and q.value.is_integer() and 1 <= q.value <= 31
+                and re.fullmatch(r"\d+(?:st|nd|rd|th)?", q.text)):
             for mo in months:
                 gap_after = text[q.span[1]:mo.span[0]]
                 gap_before = text[mo.span[1]:q.span[0]]

@@ -159,6 +159,7 @@ def test_percent_decimal():
     ("5 Mio.", 5e6), ("2 Billionen", 2e12), ("5 млрд", 5e9), ("3 млн", 3e6), ("4 тыс.", 4000),
     ("2 миллиарда", 2e9), ("7 миллионов", 7e6), ("3 трлн", 3e12), ("2,5 miliardi", 2.5e9),
     ("seven million", 7e6), ("a million", 1e6), ("two billion", 2e9),
+    ("٢٫٨٣ مليار", 2.83e9), ("7 ملايين", 7e6), ("28.3億", 2.83e9), ("700萬", 7e6),
 ])
 def test_scale_words(text, value):
     assert same_value(only(text).value, value)
@@ -225,12 +226,12 @@ def test_decades():
 
 @pytest.mark.parametrize("text, month", [
     ("November 2023", 11), ("Nov 2023", 11), ("Sept. 2023", 9), ("novembre 2023", 11),
-    ("noviembre de 2023", 11), ("November 2023", 11), ("Dezember 2023", 12), ("März 2023", 3),
+    ("noviembre de 2023", 11), ("Oktober 2023", 10), ("Dezember 2023", 12), ("März 2023", 3),
     ("ноября 2023", 11), ("декабрь 2023", 12), ("мая 2023", 5), ("May 2017", 5), ("mars 2017", 3),
 ])
 def test_month_names(text, month):
-    quantities = extract_numbers(text)
-    assert [(q.value, q.kind) for q in quantities] == [(month, "month"), (2023 if "2023" in text else 2017, "year")]
+    year = 2023 if "2023" in text else 2017
+    assert [(q.value, q.kind) for q in extract_numbers(text)] == [(month, "month"), (year, "year")]
 
 
 def test_ambiguous_month_names_need_a_number():
@@ -275,7 +276,8 @@ def test_spans_with_non_ascii_digits_and_english():
     text = "Assets of US$41 trillion; ٣٫٥ tonnes; on 15 May 2017 the seventy-sixth session."
     for q in extract_numbers(text):
         assert text[q.span[0]:q.span[1]] == q.text
-    assert [q.text for q in extract_numbers(text)] == ["41 trillion", "٣٫٥", "15", "May", "2017", "seventy-sixth"]
+    assert [q.text for q in extract_numbers(text)] == [
+        "41 trillion", "٣٫٥", "15", "May", "2017", "seventy-sixth"]
 
 
 def test_quantity_is_frozen():
