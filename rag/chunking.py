@@ -44,6 +44,44 @@ class Chunk:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
 
 
+@dataclasses.dataclass(frozen=True)
+class Sentence:
+    """One Chinese sentence of a chunk with its aligned English (the unit of evidence and citation)."""
+    zh: str
+    en: str
+    span: tuple[int, int]  # character span of ``zh`` in the chunk's Chinese text
+
+
+def align_sentences(zh_sentences: list[str], en_sentences: list[str]) -> list[str]:
+    """English for each Chinese sentence: one to one when the counts agree, else by relative position."""
+    if len(zh_sentences) == len(en_sentences) or not en_sentences:
+        return en_sentences or [""] * len(zh_sentences)
+    zh_edges = list(itertools.accumulate(map(len, zh_sentences), initial=0))
+    en_edges = list(itertools.accumulate(map(len, en_sentences), initial=0))
+    aligned = []
+    for start, end in zip(zh_edges, zh_edges[1:]):
+        lo, hi = start / zh_edges[-1] * en_edges[-1], end / zh_edges[-1] * en_edges[-1]
+        # every English sentence whose middle falls inside this Chinese sentence's share of the text
+        picked = [s for s, a, b in zip(en_sentences, en_edges, en_edges[1:]) if lo <= (a + b) / 2 < hi]
+        aligned.append(" ".join(picked))
+    return aligned
+
+
+def chunk_sentences(chunk: Chunk) -> list[Sentence]:
+    """The chunk's Chinese sentences, each with its English and position, passage by passage."""
+    zh_lines, en_lines = chunk.zh.split("\n"), chunk.en.split("\n")
+    if len(en_lines) != len(zh_lines):
+        en_lines = [chunk.en] + [""] * (len(zh_lines) - 1) if len(zh_lines) > 1 else [chunk.en]
+    sentences, offset = [], 0
+    for zh_line, en_line in zip(zh_lines, en_lines):
+        zh_parts = split_zh_sentences(zh_line)
+        for zh, en in zip(zh_parts, align_sentences(zh_parts, split_en_sentences(en_line))):
+            start = chunk.zh.index(zh, offset)
+            sentences.append(Sentence(zh, en, (start, start + len(zh))))
+            offset = start + len(zh)
+    return sentences
+
+
 def split_zh_sentences(text: str) -> list[str]:
     return [s for s in ZH_SENTENCE_RE.findall(text) if s.strip()]
 

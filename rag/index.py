@@ -2,7 +2,9 @@
 
 Layout of ``embeddings/``:
 - ``index-<sha12>.faiss``: one vector per chunk and language (rows ``vector_chunks`` maps back to chunks)
-- ``chunks-<sha12>.json``: the chunk table and the vector → chunk map (plain JSON, never pickle)
+- ``chunks-<sha12>.json``: the chunk table, the vector → chunk map and the sentence table (plain JSON,
+  never pickle)
+- ``sentences-<sha12>.npy``: one vector per sentence and language (evidence selection, sentence search)
 - ``manifest.json``: what was built from what; it names the two data files above.
 
 Writing is atomic: data files get content-addressed names, then ``manifest.json`` is replaced in one
@@ -17,6 +19,7 @@ import dataclasses
 import datetime
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -26,7 +29,7 @@ import faiss
 import numpy as np
 
 from rag import config
-from rag.chunking import CHUNKER_VERSION, Chunk, chunk_passages
+from rag.chunking import CHUNKER_VERSION, Chunk, Sentence, chunk_passages, chunk_sentences
 from rag.corpus import load_passages
 from rag.embedding import get_embedder
 
@@ -44,11 +47,19 @@ class BuildInProgress(RuntimeError):
     """Another process is building the index right now."""
 
 
+@dataclasses.dataclass(frozen=True)
+class IndexedSentence:
+    chunk: int  # position in LoadedIndex.chunks
+    sentence: Sentence
+
+
 @dataclasses.dataclass
 class LoadedIndex:
     faiss_index: faiss.Index
     chunks: list[Chunk]
     vector_chunks: np.ndarray  # row of the FAISS index → position in ``chunks``
+    sentences: list[IndexedSentence]
+    sentence_vectors: np.ndarray  # (len(sentences), languages, dim)
     manifest: dict
 
 
@@ -113,15 +124,23 @@ def build_index(settings: config.Settings, progress: bool = True) -> dict:
         log.info("embedding %d texts (%s) with %s", len(texts), "+".join(languages), settings.embedder)
         vectors = embedder.encode_passages(texts, progress=progress)
         vector_chunks = np.tile(np.arange(len(chunks)), len(languages))
-        index_bytes = faiss.serialize_index(make_faiss_index(vectors, settings.index_type)).tobytes()
-        table = json.dumps({"chunks": [c.to_json() for c in chunks], "vector_chunks": vector_chunks.tolist()},
-                           ensure_ascii=False).encode("utf-8")
-        files = {
-            "index": f"index-{hashlib.sha256(index_bytes).hexdigest()[:12]}.faiss",
-            "chunks": f"chunks-{hashlib.sha256(table).hexdigest()[:12]}.json",
+        sentences = [IndexedSentence(i, s) for i, chunk in enumerate(chunks) for s in chunk_sentences(chunk)]
+        log.info("embedding %d sentences for evidence selection", len(sentences))
+        sentence_texts = [getattr(s.sentence, lang) or s.sentence.zh for lang in languages for s in sentences]
+        sentence_vectors = embedder.encode_passages(sentence_texts, progress=progress)
+        sentence_vectors = sentence_vectors.reshape(len(languages), len(sentences), -1).transpose(1, 0, 2)
+        data = {
+            "index": ("faiss", faiss.serialize_index(make_faiss_index(vectors, settings.index_type)).tobytes()),
+            "chunks": ("json", json.dumps({
+                "chunks": [c.to_json() for c in chunks],
+                "vector_chunks": vector_chunks.tolist(),
+                "sentences": [{"chunk": s.chunk, **dataclasses.asdict(s.sentence)} for s in sentences],
+            }, ensure_ascii=False).encode("utf-8")),
+            "sentences": ("npy", _npy_bytes(np.ascontiguousarray(sentence_vectors, dtype=np.float32))),
         }
-        _write_atomic(settings.index_dir / files["index"], index_bytes)
-        _write_atomic(settings.index_dir / files["chunks"], table)
+        files = {key: f"{key}-{hashlib.sha256(blob).hexdigest()[:12]}.{ext}" for key, (ext, blob) in data.items()}
+        for key, (_, blob) in data.items():
+            _write_atomic(settings.index_dir / files[key], blob)
         manifest = {
             "embedder": settings.embedder,
             "embedder_revision": embedder.revision,
@@ -133,8 +152,8 @@ def build_index(settings: config.Settings, progress: bool = True) -> dict:
             "languages": languages,
             "files": files,
             "files_sha256": {key: sha256_file(settings.index_dir / name) for key, name in files.items()},
-            "counts": {"passages": sum(len(c.passage_ids) for c in chunks), "chunks": len(chunks),
-                       "vectors": int(len(vectors))},
+            "counts": {"passages": len({p for c in chunks for p in c.passage_ids}), "chunks": len(chunks),
+                       "vectors": int(len(vectors)), "sentences": len(sentences)},
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         _write_atomic(settings.index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
@@ -142,9 +161,15 @@ def build_index(settings: config.Settings, progress: bool = True) -> dict:
         return manifest
 
 
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
 def _remove_unreferenced(index_dir: Path, keep) -> None:
-    for path in list(index_dir.glob("index-*.faiss")) + list(index_dir.glob("chunks-*.json")):
-        if path.name not in keep:
+    for path in index_dir.glob("*-*.*"):
+        if path.suffix in (".faiss", ".json", ".npy") and path.name != MANIFEST and path.name not in keep:
             path.unlink(missing_ok=True)
 
 
@@ -154,7 +179,7 @@ def read_manifest(index_dir: Path) -> dict:
         raise StaleIndex(f"no index in {index_dir} yet")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest["files"]["index"], manifest["files"]["chunks"]  # noqa: B018 - shape check
+        manifest["files"]["index"], manifest["files"]["chunks"], manifest["files"]["sentences"]  # noqa: B018
     except (ValueError, KeyError, TypeError) as error:
         raise StaleIndex(f"{path} is unreadable ({error})") from None
     return manifest
@@ -190,11 +215,15 @@ def load_index(settings: config.Settings) -> LoadedIndex:
         table = json.loads(paths["chunks"].read_text(encoding="utf-8"))
         chunks = [Chunk.from_json(row) for row in table["chunks"]]
         vector_chunks = np.asarray(table["vector_chunks"], dtype=np.int64)
+        sentences = [IndexedSentence(row.pop("chunk"), Sentence(**{**row, "span": tuple(row["span"])}))
+                     for row in table["sentences"]]
+        sentence_vectors = np.load(paths["sentences"], allow_pickle=False)
     except (RuntimeError, ValueError, KeyError, TypeError) as error:
         raise StaleIndex(f"the index is unreadable ({error})") from None
-    if faiss_index.ntotal != len(vector_chunks) or faiss_index.d != manifest["dimension"]:
+    if (faiss_index.ntotal != len(vector_chunks) or faiss_index.d != manifest["dimension"]
+            or sentence_vectors.shape[::2] != (len(sentences), manifest["dimension"])):
         raise StaleIndex("the index does not match its manifest (vector count or dimension)")
-    return LoadedIndex(faiss_index, chunks, vector_chunks, manifest)
+    return LoadedIndex(faiss_index, chunks, vector_chunks, sentences, sentence_vectors, manifest)
 
 
 def ensure_index(settings: config.Settings, progress: bool = True) -> LoadedIndex:

@@ -1,7 +1,9 @@
 """Stage 5 — retrieve: hybrid search over the bilingual chunks.
 
-Three ranked lists are fused with weighted reciprocal-rank fusion (Cormack et al. 2009):
+Four ranked lists are fused with weighted reciprocal-rank fusion (Cormack et al. 2009):
 - dense: the question's vector against both language vectors of every chunk (best of the two per chunk);
+- dense sentences: the same vector against every sentence (both languages), a chunk scored by its best
+  sentence — a one-sentence answer inside a long chunk is found even when the chunk as a whole is not;
 - BM25 over the Chinese text (jieba search-mode tokens), the question expanded with the glossary's
   Chinese names for English names it contains;
 - BM25 over the English text, the question expanded with English names for Chinese names it contains.
@@ -14,6 +16,7 @@ import logging
 import re
 import threading
 import time
+import unicodedata
 
 import bm25s
 import numpy as np
@@ -27,6 +30,9 @@ from rag.language import detect_language
 
 log = logging.getLogger(__name__)
 EN_WORD_RE = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+# Chinese-side tokens worth matching: Han words and numbers. Latin words in a question are left to the
+# English index; in the Chinese index they only match stray acronyms and add noise to the fusion.
+ZH_TOKEN_RE = re.compile(r"[\u4e00-\u9fff]|^[0-9][0-9.,%]*$")
 # Function words carry no topic; dropping them keeps BM25 from rewarding them.
 EN_STOPWORDS = frozenset(
     "a an and are as at be by did do does for from has have how in is it its of on or that the this to was "
@@ -47,16 +53,22 @@ class SearchResult:
     language: str
     hits: list[Hit]
     timings_ms: dict[str, float]
+    sentence_scores: np.ndarray | None = None  # cosine of the question with every indexed sentence
 
 
 def tokenize_zh(text: str) -> list[str]:
     import jieba
 
-    return [t for t in jieba.lcut_for_search(text.lower()) if t.strip() and (t.isalnum() or len(t) > 1)]
+    return [t for t in jieba.lcut_for_search(text) if ZH_TOKEN_RE.search(t)]
+
+
+def fold_accents(text: str) -> str:
+    """Bénin → Benin, réparer → reparer: French, Spanish and German questions then meet English words."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
 
 
 def tokenize_en(text: str) -> list[str]:
-    return [t for t in EN_WORD_RE.findall(text.lower()) if t not in EN_STOPWORDS]
+    return [t for t in EN_WORD_RE.findall(fold_accents(text).lower()) if t not in EN_STOPWORDS]
 
 
 def _bm25(corpus_tokens: list[list[str]]) -> bm25s.BM25:
@@ -96,14 +108,14 @@ class Retriever:
         self.glossary = load_glossary()
         self._bm25_zh = _bm25([tokenize_zh(c.embed_text("zh")) for c in self.chunks])
         self._bm25_en = _bm25([tokenize_en(c.embed_text("en")) for c in self.chunks]) if self.has_english else None
+        self._sentence_chunks = np.array([s.chunk for s in self.index.sentences], dtype=np.int64)
         self._faiss_lock = threading.Lock()
 
     @property
     def has_english(self) -> bool:
         return all(c.en for c in self.chunks)
 
-    def dense_ranking(self, question: str, limit: int) -> list[int]:
-        query = self.embedder.encode_queries([question])
+    def dense_ranking(self, query: np.ndarray, limit: int) -> list[int]:
         with self._faiss_lock:
             scores, rows = self.index.faiss_index.search(query, min(limit * 2, self.index.faiss_index.ntotal))
         best: dict[int, float] = {}
@@ -112,6 +124,15 @@ class Retriever:
                 chunk = int(self.index.vector_chunks[row])
                 best[chunk] = max(best.get(chunk, -1.0), float(score))
         return sorted(best, key=lambda c: -best[c])[:limit]
+
+    def sentence_scores(self, query: np.ndarray) -> np.ndarray:
+        """Cosine of the query with each sentence, the better of its two languages."""
+        return (self.index.sentence_vectors @ query[0]).max(axis=1)
+
+    def sentence_ranking(self, scores: np.ndarray, limit: int) -> list[int]:
+        best = np.full(len(self.chunks), -1.0)
+        np.maximum.at(best, self._sentence_chunks, scores)
+        return [int(i) for i in np.argsort(-best)[:limit]]
 
     def lexical_rankings(self, question: str, limit: int) -> dict[str, list[int]]:
         zh_terms, en_terms = expand_query(question, self.glossary)
@@ -126,16 +147,24 @@ class Retriever:
         limit = max(self.settings.candidates, k)
         timings: dict[str, float] = {}
         rankings: dict[str, list[int]] = {}
+        sentence_scores = None
         if mode in ("hybrid", "dense"):
             start = time.perf_counter()
-            rankings["dense"] = self.dense_ranking(question, limit)
+            query = self.embedder.encode_queries([question])
+            timings["embed_ms"] = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            rankings["dense"] = self.dense_ranking(query, limit)
+            sentence_scores = self.sentence_scores(query)
+            rankings["dense_sentence"] = self.sentence_ranking(sentence_scores, limit)
             timings["dense_ms"] = (time.perf_counter() - start) * 1000
         if mode in ("hybrid", "bm25"):
             start = time.perf_counter()
             rankings.update(self.lexical_rankings(question, limit))
             timings["bm25_ms"] = (time.perf_counter() - start) * 1000
-        weights = {"dense": self.settings.weight_dense, "bm25_zh": self.settings.weight_bm25_zh,
-                   "bm25_en": self.settings.weight_bm25_en}
+        weights = {"dense": self.settings.weight_dense, "dense_sentence": self.settings.weight_dense_sentence,
+                   "bm25_zh": self.settings.weight_bm25_zh, "bm25_en": self.settings.weight_bm25_en}
+        start = time.perf_counter()
         fused = rrf(rankings, weights, self.settings.rrf_k)[:k]
+        timings["fusion_ms"] = (time.perf_counter() - start) * 1000
         hits = [Hit(self.chunks[doc], score, ranks) for doc, score, ranks in fused]
-        return SearchResult(question, detect_language(question), hits, timings)
+        return SearchResult(question, detect_language(question), hits, timings, sentence_scores)

