@@ -1,0 +1,154 @@
+"""Stage 6a — evidence: pick the 1–3 sentences of the retrieved chunks that answer the question.
+
+The small local model phrases well but chooses badly (it invents answers on near misses), so choosing
+is done here, in code, from signals that hold across languages:
+- meaning: the question's vector against the sentence's vectors (precomputed at build, both languages);
+- words: the IDF-weighted share of the question's keywords found in the sentence, Chinese or English
+  side, after glossary expansion. A sentence is read in its context — its heading and the first
+  sentence of its paragraph — because report sentences say "该项目" (the project) where the question
+  names it: "该项目将惠及蒙古国 44% 的人口" must match "乌兰巴托中央污水处理厂…惠及…人口" fully;
+- what is asked: a question asking how many / how much / when prefers sentences holding a quantity or
+  a date;
+- retrieval: a small prior for sentences of higher-ranked chunks.
+The same score, calibrated on the development questions, decides when the report has no answer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+from rag import numbers
+from rag.chunking import Chunk, Sentence
+from rag.glossary import expand_query
+from rag.retrieval import ZH_TOKEN_RE as ZH_WORD_RE, Retriever, SearchResult, tokenize_en
+
+# Words that ask for a quantity or a date, in the eight languages of our users.
+ASKS_NUMBER_RE = re.compile(
+    r"多少|几|多大|多高|多长|比例|百分|how (many|much|long|large|high)|what (percentage|share|number)|"
+    r"combien|quel(le)? (est le )?(montant|nombre|pourcentage)|cuánt|qué porcentaje|wie (viele|viel|hoch|groß)|"
+    r"сколько|каков[аоы]? (объ[её]м|доля|мощность)|كم|何(人|名|台|基|個|か所|パーセント)|どのくらい|いくら",
+    re.IGNORECASE,
+)
+ASKS_DATE_RE = re.compile(
+    r"何时|哪一?年|哪一?天|几月|什么时候|when|what (year|date|month)|which (year|month|date)|quand|quelle (année|date)|"
+    r"cuándo|en qué (año|fecha)|wann|in welchem jahr|когда|в каком году|متى|في أي عام|いつ|何年",
+    re.IGNORECASE,
+)
+# Question words and particles: rare in the report (so BM25 would weigh them high) but never the answer.
+ZH_QUESTION_WORDS = frozenset(
+    "的 了 是 在 和 与 及 将 把 被 为 对 于 从 多少 什么 哪 哪些 哪个 哪一 哪一项 哪两个 何时 为什么 如何 怎样 怎么 "
+    "百分之 百分之多少 几 吗 呢 报告 称 指出 提出 根据 其 该 这 那 年 月 日 多 少 一项 哪里 谁 是否 共 可 能".split()
+)
+WEIGHT_MEANING, WEIGHT_WORDS, WEIGHT_KIND, WEIGHT_RANK = 1.0, 0.35, 0.04, 0.03
+SECOND_SENTENCE_RATIO = 0.97  # a second sentence must score almost as well as the first
+MAX_SENTENCES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    chunk: Chunk
+    sentence: Sentence
+    score: float
+    hit_rank: int  # rank of the chunk in the search results, 1-based
+
+
+@dataclasses.dataclass(frozen=True)
+class EvidenceSelection:
+    sentences: list[Evidence]
+    best_score: float  # the calibrated answerability signal
+
+    def answerable(self, threshold: float) -> bool:
+        return bool(self.sentences) and self.best_score >= threshold
+
+
+def keywords_zh(text: str) -> list[str]:
+    """Precise-mode jieba words (search mode's overlapping pieces would count a name three times)."""
+    import jieba
+
+    return [t for t in jieba.lcut(text) if t not in ZH_QUESTION_WORDS and ZH_WORD_RE.search(t)]
+
+
+def _idf_weights(tokens: list[str], document_frequency: dict[str, int], documents: int) -> dict[str, float]:
+    return {t: math.log(1 + documents / (1 + document_frequency.get(t, 0))) for t in set(tokens)}
+
+
+def _coverage(weights: dict[str, float], sentence_tokens: set[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in sentence_tokens) / total if total else 0.0
+
+
+class EvidenceSelector:
+    """Holds per-corpus token statistics; ``select`` is pure given a search result."""
+
+    def __init__(self, retriever: Retriever):
+        self.retriever = retriever
+        sentences = [s.sentence for s in retriever.index.sentences]
+        self._zh_tokens = [set(keywords_zh(s.zh)) for s in sentences]
+        self._en_tokens = [set(tokenize_en(s.en)) for s in sentences]
+        self._df_zh = _document_frequency(self._zh_tokens)
+        self._df_en = _document_frequency(self._en_tokens)
+        self._zh_context, self._en_context = self._contexts(retriever)
+        self._by_chunk: dict[int, list[int]] = {}
+        for position, indexed in enumerate(retriever.index.sentences):
+            self._by_chunk.setdefault(indexed.chunk, []).append(position)
+        self._chunk_position = {c.id: i for i, c in enumerate(retriever.chunks)}
+
+    def _contexts(self, retriever: Retriever) -> tuple[list[set[str]], list[set[str]]]:
+        """Per sentence: its own words plus its heading's and its paragraph's first sentence's."""
+        zh_context, en_context = [], []
+        lead = 0
+        for position, indexed in enumerate(retriever.index.sentences):
+            chunk = retriever.chunks[indexed.chunk]
+            start = indexed.sentence.span[0]
+            if start == 0 or chunk.zh[start - 1] == "\n":
+                lead = position
+            heading_zh = set(keywords_zh(chunk.section_zh[-1]))
+            heading_en = set(tokenize_en(chunk.section_en[-1])) if chunk.section_en else set()
+            zh_context.append(self._zh_tokens[position] | self._zh_tokens[lead] | heading_zh)
+            en_context.append(self._en_tokens[position] | self._en_tokens[lead] | heading_en)
+        return zh_context, en_context
+
+    def select(self, result: SearchResult) -> EvidenceSelection:
+        question = result.question
+        zh_terms, en_terms = expand_query(question, self.retriever.glossary)
+        zh_weights = _idf_weights(keywords_zh(" ".join([question, *zh_terms])), self._df_zh, len(self._zh_tokens))
+        en_weights = _idf_weights(tokenize_en(" ".join([question, *en_terms])), self._df_en, len(self._en_tokens))
+        asks_number, asks_date = bool(ASKS_NUMBER_RE.search(question)), bool(ASKS_DATE_RE.search(question))
+        scored: list[Evidence] = []
+        for rank, hit in enumerate(result.hits, start=1):
+            for position in self._by_chunk.get(self._chunk_position[hit.chunk.id], []):
+                sentence = self.retriever.index.sentences[position].sentence
+                meaning = float(result.sentence_scores[position]) if result.sentence_scores is not None else 0.0
+                words = max(_coverage(zh_weights, self._zh_context[position]),
+                            _coverage(en_weights, self._en_context[position]))
+                kinds = {q.kind for q in numbers.extract_numbers(sentence.zh)}
+                kind_match = (asks_number and bool(kinds & {"number", "percent"})) or (
+                    asks_date and bool(kinds & {"year", "month", "date"}))
+                score = (WEIGHT_MEANING * meaning + WEIGHT_WORDS * words + WEIGHT_KIND * kind_match
+                         + WEIGHT_RANK / rank)
+                scored.append(Evidence(hit.chunk, sentence, score, rank))
+        scored.sort(key=lambda e: -e.score)
+        if not scored:
+            return EvidenceSelection([], 0.0)
+        chosen = [scored[0]] + [e for e in scored[1:MAX_SENTENCES]
+                                if e.score >= scored[0].score * SECOND_SENTENCE_RATIO]
+        return EvidenceSelection(chosen, scored[0].score)
+
+
+def _document_frequency(token_sets: list[set[str]]) -> dict[str, int]:
+    frequency: dict[str, int] = {}
+    for tokens in token_sets:
+        for token in tokens:
+            frequency[token] = frequency.get(token, 0) + 1
+    return frequency
+
+
+def evidence_hit(selection: EvidenceSelection, evidence: str) -> bool:
+    """Whether a selected sentence holds (or is held by) the gold evidence — for the evaluation."""
+    from rag.evaluation import normalise
+
+    wanted = normalise(evidence)
+    return any(wanted in normalise(e.sentence.zh) or normalise(e.sentence.zh) in wanted
+               for e in selection.sentences)
+
