@@ -9,12 +9,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag import config
+from rag.questions import QuestionError, clean_question
 
 log = logging.getLogger("rag")
 
 
 class UserError(Exception):
     """A problem the user can fix; printed as one plain line, never as a traceback."""
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from rag.embedding import EmbedderUnavailable
+    from rag.index import BuildInProgress, StaleIndex
+    from rag.llm import GeneratorUnavailable
+
+    return UserError, QuestionError, EmbedderUnavailable, BuildInProgress, StaleIndex, GeneratorUnavailable
+
+
+KNOWN_ERRORS = _known_errors()
 
 
 def _print_json(obj) -> None:
@@ -46,17 +58,6 @@ def read_batch(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
             yield number, None, 'line needs a "question" string field'
             continue
         yield number, row, None
-
-
-def clean_question(question: str, settings: config.Settings) -> str:
-    """Strip control characters and cut over-long questions; refuse empty ones."""
-    text = "".join(ch for ch in question if ch.isprintable() or ch in "\n\t").strip()
-    if not text:
-        raise UserError("the question is empty")
-    if len(text) > settings.max_question_chars:
-        log.warning("question cut to its first %d characters", settings.max_question_chars)
-        text = text[: settings.max_question_chars]
-    return text
 
 
 def search_row(retriever, question: str, k: int) -> dict:
@@ -101,11 +102,11 @@ def cmd_search(args, settings: config.Settings) -> int:
                 _print_json({"id": None, "line": number, "error": error})
                 continue
             try:
-                _print_json({**row, **search_row(retriever, clean_question(row["question"], settings), args.k)})
-            except UserError as problem:
+                _print_json({**row, **search_row(retriever, clean_question(row["question"], settings.max_question_chars), args.k)})
+            except QuestionError as problem:
                 _print_json({"id": row.get("id"), "line": number, "error": str(problem)})
         return 0
-    row = search_row(retriever, clean_question(args.question, settings), args.k)
+    row = search_row(retriever, clean_question(args.question, settings.max_question_chars), args.k)
     if args.json:
         _print_json(row)
         return 0
@@ -125,6 +126,16 @@ def cmd_eval(args, settings: config.Settings) -> int:
     if not path.exists():
         raise UserError(f"no question file at {path}")
     questions = evaluation.read_questions(path)
+    if args.answers:
+        from rag.answer import Pipeline
+
+        report = evaluation.evaluate_answers(Pipeline(settings, progress=True), questions, args.generator,
+                                             progress=not args.json)
+        if args.json:
+            _print_json(report)
+        else:
+            print(evaluation.format_answer_report(report))
+        return 0
     configs = evaluation.comparison_configs(settings) if args.compare else [("hybrid", settings, "hybrid")]
     reports, retrievers = [], {}
     for name, run_settings, mode in configs:
@@ -138,6 +149,59 @@ def cmd_eval(args, settings: config.Settings) -> int:
     else:
         print(evaluation.format_report(reports[0]))
     return 0
+
+
+def answer_row(answer) -> dict:
+    row = answer.to_json()
+    row["citations"] = [{**c, "span": list(c["span"])} for c in row["citations"]]
+    return row
+
+
+def cmd_ask(args, settings: config.Settings) -> int:
+    from rag.answer import Pipeline
+
+    if bool(args.question) == bool(args.batch):
+        raise UserError("give either a QUESTION or --batch FILE")
+    pipeline = Pipeline(settings, progress=True)
+    options = {"generator": args.generator, "k": args.k, "language": args.language}
+    if args.batch:
+        for number, row, error in read_batch(Path(args.batch)):
+            if error:
+                _print_json({"id": None, "line": number, "error": error})
+                continue
+            try:
+                _print_json({**row, **answer_row(pipeline.ask(row["question"], **options))})
+            except Exception as problem:  # noqa: BLE001 - one bad line must not end a batch
+                log.debug("line %d failed", number, exc_info=True)
+                _print_json({"id": row.get("id"), "line": number, "error": plain_error(problem)})
+        return 0
+    if args.json:
+        _print_json(answer_row(pipeline.ask(args.question, **options)))
+        return 0
+    for kind, payload in pipeline.stream(args.question, **options):
+        if kind == "evidence" and payload:
+            print("Evidence: " + " ".join(f"[{c.marker}] {c.sentence_zh}" for c in payload), file=sys.stderr)
+        elif kind == "token":
+            print(payload, end="", flush=True, file=sys.stderr)
+        elif kind == "answer":
+            print_answer(payload)
+    return 0
+
+
+def print_answer(answer) -> None:
+    print(file=sys.stderr)
+    print(answer.answer)
+    for citation in answer.citations:
+        badge = "verified" if citation.supported else "not supported"
+        print(f"  [{citation.marker}] {citation.section} ({citation.chunk_id}, {badge})")
+        print(f"      {citation.sentence_zh}")
+        if citation.sentence_en:
+            print(f"      {citation.sentence_en}")
+    for passage in answer.closest:
+        print(f"  closest: {passage['chunk_id']} {passage['section']}")
+    if answer.note:
+        print(f"  note: {answer.note}")
+    print(f"  ({answer.generator}, {answer.timings.get('total_ms', 0):.0f} ms)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,13 +220,31 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON only")
     search.set_defaults(handler=cmd_search)
 
+    ask = commands.add_parser("ask", help="answer a question with verified citations")
+    ask.add_argument("question", nargs="?", help="the question, in any language")
+    ask.add_argument("--batch", metavar="FILE.jsonl", help='one JSON object per line with a "question"')
+    ask.add_argument("--generator", help='"local" (default), "extractive", "hf:<model>", "openai:<url>|<model>"')
+    ask.add_argument("-k", type=int, default=None, help="passages searched (default 5)")
+    ask.add_argument("--language", help="answer language (default: the question's)")
+    ask.add_argument("--json", action="store_true", help="print JSON only")
+    ask.set_defaults(handler=cmd_ask)
+
     evaluate = commands.add_parser("eval", help="measure retrieval on questions with evidence sentences")
     evaluate.add_argument("--qa", default=str(config.DEV_QA_FILE), help="JSONL with question, lang, evidence")
     evaluate.add_argument("-k", type=int, default=10, help="results per question (default 10)")
     evaluate.add_argument("--compare", action="store_true", help="dense / BM25 / hybrid and every embedder")
+    evaluate.add_argument("--answers", action="store_true", help="evaluate whole answers instead of retrieval")
+    evaluate.add_argument("--generator", help="generator for --answers (default: the configured one)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
     evaluate.set_defaults(handler=cmd_eval)
     return parser
+
+
+def plain_error(error: Exception) -> str:
+    """One line for the user: our own errors say what to do; anything else names its type."""
+    if isinstance(error, KNOWN_ERRORS):
+        return str(error)
+    return f"unexpected {type(error).__name__}: {error}"
 
 
 def quiet_libraries() -> None:
@@ -181,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     try:
         return args.handler(args, config.load_settings())
-    except UserError as error:
-        print(f"rag: {error}", file=sys.stderr)
+    except KNOWN_ERRORS as error:
+        print(f"rag: {plain_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)

@@ -44,7 +44,13 @@ class Settings:
     weight_bm25_zh: float = 1.0
     weight_bm25_en: float = 1.0
     candidates: int = 50  # hits taken from each retriever before fusion
-    max_question_chars: int = 2000
+    max_question_chars: int = 2000  # longer questions are cut, with a notice
+    # Answers: "local" (shipped GGUF), "hf:<id>", "openai:<url>|<model>" or "extractive" (no model).
+    generator: str = "local"
+    generator_timeout_s: float = 60.0
+    max_answer_tokens: int = 96
+    # Below this evidence score the report is taken not to answer (calibrated in docs/evaluation.md).
+    refusal_threshold: float = 0.915
 
 
 def _coerce(name: str, raw: str):

@@ -60,7 +60,6 @@ def evaluate_retrieval(retriever, questions: list[dict], k: int = 10, mode: str 
     answerable = [q for q in questions if q.get("evidence")]
     by_group: dict[str, list[int | None]] = defaultdict(list)
     latencies, misses = [], []
-    retriever.search("warm-up", 1, mode=mode)  # first call pays lazy model start-up, not a question
     for question in answerable:
         start = time.perf_counter()
         result = retriever.search(question["question"], max(k, 10), mode=mode)
@@ -113,3 +112,75 @@ def comparison_configs(settings: config.Settings) -> list[tuple[str, config.Sett
                                     index_dir=settings.cache_dir / "indexes" / name.replace(":", "_"))
         configs += [(f"dense ({name})", other, "dense"), (f"hybrid ({name})", other, "hybrid")]
     return configs
+
+
+def gold_in_answer(answer: str, golds: list[str]) -> bool:
+    text = normalise(answer).lower()
+    return any(normalise(g).lower() in text for g in golds)
+
+
+def evaluate_answers(pipeline, questions: list[dict], generator: str | None = None,
+                     progress: bool = False) -> dict:
+    """Answer quality per language: accuracy, evidence cited, citations supported, refusals, latency."""
+    from tqdm import tqdm
+
+    rows = []
+    for question in tqdm(questions, disable=not progress, desc="answering", unit="question"):
+        answer = pipeline.ask(question["question"], generator=generator)
+        answerable = bool(question.get("evidence"))
+        rows.append({
+            "id": question.get("id"), "lang": question.get("lang", "?"), "answerable": answerable,
+            "correct": answerable and not answer.refused and gold_in_answer(answer.answer, question.get("answers", [])),
+            "refused": answer.refused,
+            "evidence_cited": answerable and any(first_hit_rank([c.zh], question["evidence"]) for c in answer.citations),
+            "citations": len(answer.citations), "supported": sum(c.supported for c in answer.citations),
+            "extractive": answer.generator.startswith("extractive"),
+            "first_token_ms": answer.timings.get("first_token_ms"), "total_ms": answer.timings["total_ms"],
+            "answer": answer.answer,
+        })
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        for group in {"all", row["lang"], row["lang"] if row["lang"] in ("zh", "en") else OTHER}:
+            groups[group].append(row)
+    return {
+        "generator": generator or pipeline.settings.generator,
+        "groups": {g: _answer_metrics(r) for g, r in sorted(groups.items(), key=lambda g: _group_order(g[0]))},
+        "rows": rows,
+    }
+
+
+def _share(rows: list[dict], key: str) -> float | None:
+    return sum(bool(r[key]) for r in rows) / len(rows) if rows else None
+
+
+def _answer_metrics(rows: list[dict]) -> dict:
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    citations = sum(r["citations"] for r in rows)
+    first_tokens = [r["first_token_ms"] for r in rows if r["first_token_ms"] is not None]
+    totals = [r["total_ms"] for r in rows]
+    return {
+        "n": len(rows),
+        "accuracy": _share(answerable, "correct"),
+        "evidence_cited": _share(answerable, "evidence_cited"),
+        "citations_supported": sum(r["supported"] for r in rows) / citations if citations else None,
+        "refused_unanswerable": _share(unanswerable, "refused"),
+        "refused_answerable": _share(answerable, "refused"),
+        "extractive_share": _share(rows, "extractive"),
+        "first_token_p50_ms": float(np.percentile(first_tokens, 50)) if first_tokens else None,
+        "total_p50_ms": float(np.percentile(totals, 50)),
+        "total_p95_ms": float(np.percentile(totals, 95)),
+    }
+
+
+def format_answer_report(report: dict) -> str:
+    columns = ("accuracy", "evidence_cited", "citations_supported", "refused_unanswerable", "refused_answerable",
+               "extractive_share", "first_token_p50_ms", "total_p50_ms", "total_p95_ms")
+    short = ("acc", "ev.cited", "supported", "refuse-un", "refuse-ans", "extract", "TTFT p50", "total p50", "p95")
+    lines = [f"answers with generator {report['generator']}",
+             f"{'group':<8}{'n':>4}" + "".join(f"{c:>11}" for c in short)]
+    for group, m in report["groups"].items():
+        cells = "".join(f"{'-':>11}" if m[c] is None else f"{m[c]:>11.0f}" if c.endswith("_ms") else f"{m[c]:>11.2f}"
+                        for c in columns)
+        lines.append(f"{group:<8}{m['n']:>4}{cells}")
+    return "\n".join(lines)

@@ -213,9 +213,10 @@ def load_local(gguf: Path, *, name: str, n_ctx: int = N_CTX, n_threads: int = 2,
             return LlamaGenerator(gguf, name=name, n_ctx=n_ctx, n_threads=n_threads)
     if backend not in ("auto", "transformers"):
         raise ValueError(f"unknown backend {backend!r}")
-    if importlib.util.find_spec("gguf") is None:
+    missing = [p for p in ("gguf", "accelerate", "transformers", "torch") if importlib.util.find_spec(p) is None]
+    if missing:
         raise GeneratorUnavailable("the local model needs llama-cpp-python (pip install llama-cpp-python; "
-                                   "fast) or, slower, transformers with gguf (pip install gguf)")
+                                   f"fast) or, slower, transformers' GGUF loader (pip install {' '.join(missing)})")
     return TransformersGenerator.from_gguf(gguf, name=name)
 
 

@@ -110,6 +110,7 @@ class Retriever:
         self._bm25_en = _bm25([tokenize_en(c.embed_text("en")) for c in self.chunks]) if self.has_english else None
         self._sentence_chunks = np.array([s.chunk for s in self.index.sentences], dtype=np.int64)
         self._faiss_lock = threading.Lock()
+        self.search("warm-up", 1)  # load the embedder and jieba now, not inside the first question
 
     @property
     def has_english(self) -> bool:

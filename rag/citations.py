@@ -1,0 +1,127 @@
+"""Stage 7 — cite: check a generated answer against its evidence and attach verified citations.
+
+A small model misreads units (150万 → "150,000"), invents near-miss answers and drifts into another
+language, so every answer is checked before it is shown:
+- numbers: each quantity in the answer, value-normalised (rag/numbers.py), equals one in the evidence;
+- names: each glossary name in the answer (either language) occurs in the evidence (either language);
+- meaning: the answer is semantically close to the evidence (shared multilingual embedder);
+- script: the answer is written in the question's script (and, for Latin-script languages with enough
+  words, detected as that language).
+Citations are attached by this code to the answer sentences they support; a model's own [n] markers
+are never trusted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from rag import numbers
+from rag.glossary import QUOTES_RE, Term
+from rag.language import HAN_RE, KANA_RE, detect_language
+
+SEMANTIC_MIN = 0.80  # e5 cosine of an answer with the evidence it restates (see docs/evaluation.md)
+MARKER_RE = re.compile(r"\s*\[\d+\]")
+ANSWER_SENTENCE_RE = re.compile(r"[^。！？.!?]+[。！？.!?]*")
+SCRIPT_RES = {
+    "cyrillic": re.compile(r"[\u0400-\u04ff]"),
+    "arabic": re.compile(r"[\u0600-\u06ff]"),
+    "latin": re.compile(r"[A-Za-zÀ-ÿ]"),
+}
+LANGUAGE_SCRIPT = {"ru": "cyrillic", "ar": "arabic", "en": "latin", "fr": "latin", "es": "latin", "de": "latin"}
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    problems: list[str]  # plain-language reasons, also fed back to the model on a retry
+    similarity: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def strip_markers(text: str) -> str:
+    return MARKER_RE.sub("", text).strip()
+
+
+def script_problem(answer: str, language: str) -> str | None:
+    """Why the answer is not in the question's language, or None."""
+    letters = re.sub(r"[\W\d_]", "", answer)
+    if not letters:
+        return None
+    han, kana = len(HAN_RE.findall(letters)), len(KANA_RE.findall(letters))
+    if language == "zh":
+        return None if han / len(letters) >= 0.5 and not kana else "it is not written in Chinese"
+    if language == "ja":
+        return None if kana else "it is not written in Japanese"
+    script = LANGUAGE_SCRIPT.get(language)
+    if script is None:
+        return None
+    if han or len(SCRIPT_RES[script].findall(letters)) / len(letters) < 0.6:
+        return f"it is not written in {script} script"
+    if script == "latin" and len(answer.split()) >= 6 and detect_language(answer) != language:
+        return f"it is written in the wrong language ({detect_language(answer)})"
+    return None
+
+
+def unknown_names(answer: str, evidence: str, glossary: tuple[Term, ...]) -> list[str]:
+    """Glossary names the answer uses that the evidence (either language) does not contain."""
+    plain_answer, plain_evidence = QUOTES_RE.sub("", answer), QUOTES_RE.sub("", evidence)
+    lower_answer, lower_evidence = plain_answer.lower(), plain_evidence.lower()
+    missing = []
+    for term in glossary:
+        in_answer = (term.zh_plain and term.zh_plain in plain_answer) or term.en.lower() in lower_answer
+        in_evidence = (term.zh_plain and term.zh_plain in plain_evidence) or term.en.lower() in lower_evidence
+        if in_answer and not in_evidence:
+            missing.append(term.en)
+    return missing
+
+
+def check_answer(answer: str, evidence: list[str], language: str, embedder, glossary: tuple[Term, ...],
+                 context: str = "") -> CheckResult:
+    """All checks of the module docstring.
+
+    ``evidence`` holds the cited sentences in both languages; numbers must come from them. ``context``
+    (the question and the cited passages) may also supply names: "the project" in a sentence is named
+    in its heading or in the question.
+    """
+    text = strip_markers(answer)
+    joined = "\n".join(evidence)
+    problems = []
+    if not text:
+        problems.append("it is empty")
+    for quantity in numbers.unsupported_numbers(text, joined):
+        problems.append(f"the number {quantity.text!r} is not in the facts")
+    for name in unknown_names(text, joined + "\n" + context, glossary):
+        problems.append(f"the name {name!r} is not in the facts")
+    if (problem := script_problem(text, language)) is not None:
+        problems.append(problem)
+    similarity = answer_similarity(text, evidence, embedder) if text else 0.0
+    if text and similarity < SEMANTIC_MIN:
+        problems.append("it does not restate the facts")
+    return CheckResult(problems, similarity)
+
+
+def answer_similarity(answer: str, evidence: list[str], embedder) -> float:
+    vectors = embedder.encode_passages([answer, *evidence])
+    return float(np.max(vectors[1:] @ vectors[0]))
+
+
+def split_answer(answer: str) -> list[str]:
+    return [s.strip() for s in ANSWER_SENTENCE_RE.findall(strip_markers(answer)) if s.strip()]
+
+
+def support_markers(answer_sentence: str, evidence_texts: list[str], embedder) -> list[int]:
+    """1-based positions of the evidence items that support an answer sentence.
+
+    An item supports it when it holds every number of the sentence and is the closest in meaning, or is
+    within a small margin of the closest; at least the closest item is always returned.
+    """
+    vectors = embedder.encode_passages([answer_sentence, *evidence_texts])
+    similarity = vectors[1:] @ vectors[0]
+    best = float(similarity.max())
+    chosen = [i + 1 for i, (text, score) in enumerate(zip(evidence_texts, similarity))
+              if score >= best - 0.02 and not numbers.unsupported_numbers(answer_sentence, text)]
+    return chosen or [int(similarity.argmax()) + 1]
