@@ -125,9 +125,11 @@ class Pipeline:
                     timings.setdefault("first_token_ms", _ms(start))
                     text += piece
                     yield "token", piece
-            except GeneratorUnavailable as error:
+            except (GeneratorUnavailable, ValueError) as error:  # ValueError: a generator spec we cannot read
                 log.warning("generator unavailable: %s", error)
                 problems = [str(error)]
+                if isinstance(error, ValueError):
+                    break
                 continue
             if prompts.NOT_FOUND in text:
                 # Refusals come from the calibrated evidence score; a small model's NOT_FOUND on evidence

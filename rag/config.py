@@ -29,6 +29,7 @@ def _cache_dir() -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    corpus_dir: Path = CORPUS_DIR  # zh.md, en.jsonl, glossary.tsv of the document to answer from
     index_dir: Path = PROJECT_ROOT / "embeddings"
     cache_dir: Path = dataclasses.field(default_factory=_cache_dir)
     embedder: str = SHIPPED_EMBEDDER
@@ -51,6 +52,19 @@ class Settings:
     max_answer_tokens: int = 96
     # Below this evidence score the report is taken not to answer (calibrated in docs/evaluation.md).
     refusal_threshold: float = 0.915
+
+
+    @property
+    def zh_file(self) -> Path:
+        return self.corpus_dir / ZH_FILE.name
+
+    @property
+    def en_file(self) -> Path:
+        return self.corpus_dir / EN_FILE.name
+
+    @property
+    def glossary_file(self) -> Path:
+        return self.corpus_dir / GLOSSARY_FILE.name
 
 
 def _coerce(name: str, raw: str):

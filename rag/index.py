@@ -63,16 +63,16 @@ class LoadedIndex:
     manifest: dict
 
 
-def corpus_files() -> list[Path]:
-    return [p for p in (config.ZH_FILE, config.EN_FILE) if p.exists()]
+def corpus_files(settings: config.Settings) -> list[Path]:
+    return [p for p in (settings.zh_file, settings.en_file) if p.exists()]
 
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def corpus_fingerprint() -> dict[str, str]:
-    return {p.name: sha256_file(p) for p in corpus_files()}
+def corpus_fingerprint(settings: config.Settings) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in corpus_files(settings)}
 
 
 def make_faiss_index(vectors: np.ndarray, index_type: str) -> faiss.Index:
@@ -117,7 +117,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def build_index(settings: config.Settings, progress: bool = True) -> dict:
     """Chunk the corpus, embed both languages, write embeddings/ atomically; return the manifest."""
     with build_lock(settings.index_dir):
-        chunks = chunk_passages(load_passages(), settings.chunk_min_chars, settings.chunk_max_chars)
+        passages = load_passages(settings.zh_file, settings.en_file)
+        chunks = chunk_passages(passages, settings.chunk_min_chars, settings.chunk_max_chars)
         embedder = get_embedder(settings.embedder, settings.cache_dir)
         languages = ["zh"] + (["en"] if all(c.en for c in chunks) else [])
         texts = [c.embed_text(lang) for lang in languages for c in chunks]
@@ -147,7 +148,7 @@ def build_index(settings: config.Settings, progress: bool = True) -> dict:
             "dimension": int(vectors.shape[1]),
             "chunker_version": CHUNKER_VERSION,
             "chunk_chars": [settings.chunk_min_chars, settings.chunk_max_chars],
-            "corpus_sha256": corpus_fingerprint(),
+            "corpus_sha256": corpus_fingerprint(settings),
             "index_type": settings.index_type,
             "languages": languages,
             "files": files,
@@ -192,7 +193,7 @@ def check_manifest(manifest: dict, settings: config.Settings) -> None:
         "embedder_revision": get_embedder(settings.embedder, settings.cache_dir).revision,
         "chunker_version": CHUNKER_VERSION,
         "chunk_chars": [settings.chunk_min_chars, settings.chunk_max_chars],
-        "corpus_sha256": corpus_fingerprint(),
+        "corpus_sha256": corpus_fingerprint(settings),
         "index_type": settings.index_type,
     }
     for key, value in expected.items():

@@ -29,6 +29,7 @@ from rag.index import LoadedIndex, ensure_index
 from rag.language import detect_language
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG on import
 EN_WORD_RE = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 # Chinese-side tokens worth matching: Han words and numbers. Latin words in a question are left to the
 # English index; in the Chinese index they only match stray acronyms and add noise to the fusion.
@@ -105,7 +106,7 @@ class Retriever:
         self.index: LoadedIndex = ensure_index(self.settings, progress=progress)
         self.chunks = self.index.chunks
         self.embedder = get_embedder(self.settings.embedder, self.settings.cache_dir)
-        self.glossary = load_glossary()
+        self.glossary = load_glossary(self.settings.glossary_file)
         self._bm25_zh = _bm25([tokenize_zh(c.embed_text("zh")) for c in self.chunks])
         self._bm25_en = _bm25([tokenize_en(c.embed_text("en")) for c in self.chunks]) if self.has_english else None
         self._sentence_chunks = np.array([s.chunk for s in self.index.sentences], dtype=np.int64)
