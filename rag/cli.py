@@ -23,7 +23,9 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from rag.index import BuildInProgress, StaleIndex
     from rag.llm import GeneratorUnavailable
 
-    return UserError, QuestionError, EmbedderUnavailable, BuildInProgress, StaleIndex, GeneratorUnavailable
+    from rag.evaluation import QuestionFileError
+
+    return UserError, QuestionError, QuestionFileError, EmbedderUnavailable, BuildInProgress, StaleIndex, GeneratorUnavailable
 
 
 KNOWN_ERRORS = _known_errors()
@@ -47,7 +49,7 @@ def read_batch(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw.decode("utf-8"))
+            row = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))  # tolerate a BOM
         except UnicodeDecodeError:
             yield number, None, "line is not valid UTF-8"
             continue
@@ -55,7 +57,7 @@ def read_batch(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
             yield number, None, f"line is not valid JSON ({error.msg})"
             continue
         if not isinstance(row, dict) or not isinstance(row.get("question"), str):
-            yield number, None, 'line needs a "question" string field'
+            yield number, row if isinstance(row, dict) else None, 'line needs a "question" string field'
             continue
         yield number, row, None
 
@@ -99,7 +101,7 @@ def cmd_search(args, settings: config.Settings) -> int:
     if args.batch:
         for number, row, error in read_batch(Path(args.batch)):
             if error:
-                _print_json({"id": None, "line": number, "error": error})
+                _print_json({"id": (row or {}).get("id"), "line": number, "error": error})
                 continue
             try:
                 _print_json({**row, **search_row(retriever, clean_question(row["question"], settings.max_question_chars), args.k)})
@@ -167,7 +169,7 @@ def cmd_ask(args, settings: config.Settings) -> int:
     if args.batch:
         for number, row, error in read_batch(Path(args.batch)):
             if error:
-                _print_json({"id": None, "line": number, "error": error})
+                _print_json({"id": (row or {}).get("id"), "line": number, "error": error})
                 continue
             try:
                 _print_json({**row, **answer_row(pipeline.ask(row["question"], **options))})
@@ -204,6 +206,13 @@ def print_answer(answer) -> None:
     print(f"  ({answer.generator}, {answer.timings.get('total_ms', 0):.0f} ms)")
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -216,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="find the passages that answer a question")
     search.add_argument("question", nargs="?", help="the question, in any language")
     search.add_argument("--batch", metavar="FILE.jsonl", help='one JSON object per line with a "question"')
-    search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    search.add_argument("-k", type=positive_int, default=5, help="number of results (default 5)")
     search.add_argument("--json", action="store_true", help="print JSON only")
     search.set_defaults(handler=cmd_search)
 
@@ -224,14 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", help="the question, in any language")
     ask.add_argument("--batch", metavar="FILE.jsonl", help='one JSON object per line with a "question"')
     ask.add_argument("--generator", help='"local" (default), "extractive", "hf:<model>", "openai:<url>|<model>"')
-    ask.add_argument("-k", type=int, default=None, help="passages searched (default 5)")
+    ask.add_argument("-k", type=positive_int, default=None, help="passages searched (default 5)")
     ask.add_argument("--language", help="answer language (default: the question's)")
     ask.add_argument("--json", action="store_true", help="print JSON only")
     ask.set_defaults(handler=cmd_ask)
 
     evaluate = commands.add_parser("eval", help="measure retrieval on questions with evidence sentences")
     evaluate.add_argument("--qa", default=str(config.DEV_QA_FILE), help="JSONL with question, lang, evidence")
-    evaluate.add_argument("-k", type=int, default=10, help="results per question (default 10)")
+    evaluate.add_argument("-k", type=positive_int, default=10, help="results per question (default 10)")
     evaluate.add_argument("--compare", action="store_true", help="dense / BM25 / hybrid and every embedder")
     evaluate.add_argument("--answers", action="store_true", help="evaluate whole answers instead of retrieval")
     evaluate.add_argument("--generator", help="generator for --answers (default: the configured one)")

@@ -25,9 +25,26 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
+class QuestionFileError(ValueError):
+    """The question file cannot be read; the message names the file and line."""
+
+
 def read_questions(path: Path) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in rows if "question" in r]
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise QuestionFileError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+        if isinstance(row, dict) and isinstance(row.get("question"), str):
+            rows.append(row)
+    return rows
+
+
+def is_answerable(question: dict) -> bool:
+    return bool(str(question.get("evidence") or "").strip())
 
 
 def first_hit_rank(chunk_texts: list[str], evidence: str) -> int | None:
@@ -57,7 +74,7 @@ def _metrics(ranks: list[int | None]) -> dict[str, float]:
 
 def evaluate_retrieval(retriever, questions: list[dict], k: int = 10, mode: str = "hybrid",
                        name: str = "") -> RetrievalReport:
-    answerable = [q for q in questions if q.get("evidence")]
+    answerable = [q for q in questions if is_answerable(q)]
     by_group: dict[str, list[int | None]] = defaultdict(list)
     latencies, misses = [], []
     for question in answerable:
@@ -92,11 +109,13 @@ def format_report(report: RetrievalReport) -> str:
 
 def format_comparison(reports: list[RetrievalReport]) -> str:
     groups = list(reports[0].groups)
+    if not groups:
+        return "no answerable questions (none has an evidence sentence)"
     header = f"{'configuration':<34}" + "".join(f"{g + ' r@5':>10}" for g in groups) + f"{'MRR@10':>8}{'p95 ms':>8}"
     rows = [header]
     for report in reports:
         rows.append(f"{report.name:<34}" + "".join(f"{report.groups[g]['recall@5']:>10.3f}" for g in groups)
-                    + f"{report.groups['all']['mrr@10']:>8.3f}{report.latency_ms['p95']:>8.1f}")
+                    + f"{report.groups.get('all', {}).get('mrr@10', 0):>8.3f}{report.latency_ms.get('p95', 0):>8.1f}")
     return "\n".join(rows)
 
 
@@ -127,7 +146,7 @@ def evaluate_answers(pipeline, questions: list[dict], generator: str | None = No
     rows = []
     for question in tqdm(questions, disable=not progress, desc="answering", unit="question"):
         answer = pipeline.ask(question["question"], generator=generator)
-        answerable = bool(question.get("evidence"))
+        answerable = is_answerable(question)
         rows.append({
             "id": question.get("id"), "lang": question.get("lang", "?"), "answerable": answerable,
             "correct": answerable and not answer.refused and gold_in_answer(answer.answer, question.get("answers", [])),

@@ -297,7 +297,7 @@ class LlamaGenerator:
             try:
                 chunks = self._llm.create_chat_completion(
                     messages=messages, max_tokens=max_tokens, temperature=temperature,
-                    stop=list(stop or []) or None, stream=True, seed=0)
+                    stop=list(stop or []) or None, stream=True)
             except ValueError as error:  # e.g. the prompt does not fit the context window
                 raise ValueError(f"{self.name}: {error}") from error
             try:
@@ -327,8 +327,7 @@ class TransformersGenerator:
 
     @classmethod
     def from_pretrained(cls, model_id: str) -> "TransformersGenerator":
-        folder_like = model_id.startswith(("/", ".", "~")) or os.sep in model_id.replace("/", "") \
-            or Path(model_id).expanduser().exists()
+        folder_like = model_id.startswith(("/", ".", "~")) or Path(model_id).expanduser().exists()
         if folder_like and not Path(model_id).expanduser().is_dir():
             raise GeneratorUnavailable(f"hf: no model folder at {model_id}")
         path = str(Path(model_id).expanduser()) if folder_like else model_id

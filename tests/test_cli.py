@@ -154,8 +154,6 @@ def test_eval_missing_question_file(capsys, tmp_path):
     assert str(missing) in message
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: -k 0 returns 5 results and -k -1 returns ~68 (retrieval.py "
-                   "`k = k or top_k` and `fused[:k]` with negative k); a non-positive -k is not rejected")
 @pytest.mark.parametrize("k", ["0", "-1"])
 def test_search_rejects_non_positive_k(capsys, k):
     try:
@@ -169,8 +167,6 @@ def test_search_rejects_non_positive_k(capsys, k):
         assert_plain_error(rc, out, err)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: rag eval --qa on a file with a malformed JSON line dies with a "
-                   "JSONDecodeError traceback (evaluation.read_questions) instead of a plain 'rag:' error")
 def test_eval_malformed_question_file_is_a_plain_error(capsys, tmp_path):
     path = tmp_path / "qa.jsonl"
     path.write_text('{"question": "x", "evidence": "y"}\n{not json\n', encoding="utf-8")

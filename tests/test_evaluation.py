@@ -171,3 +171,9 @@ def test_format_comparison_table():
     assert "MRR@10" in header and "p95 ms" in header
     assert rows[0].startswith("dense (e5)") and rows[1].startswith("hybrid (e5)")
     assert rows[0].split()[-5:] == ["0.500", "1.000", "0.000", "0.500", "40.2"]
+
+
+def test_whitespace_only_evidence_is_not_a_free_hit():
+    retriever = StubRetriever({})
+    report = evaluate_retrieval(retriever, [{"id": "w", "lang": "zh", "question": "w", "evidence": " \u3000\n"}])
+    assert report.groups.get("all", {}).get("recall@1", 0) == 0, report.groups
