@@ -128,6 +128,16 @@ def cmd_eval(args, settings: config.Settings) -> int:
     if not path.exists():
         raise UserError(f"no question file at {path}")
     questions = evaluation.read_questions(path)
+    if args.refusals:
+        from rag.answer import Pipeline
+
+        pipeline = Pipeline(settings, progress=True)
+        curve = evaluation.refusal_curve(pipeline, questions)
+        if args.json:
+            _print_json(curve)
+        else:
+            print(evaluation.format_refusal_curve(curve, settings.refusal_threshold))
+        return 0
     if args.answers:
         from rag.answer import Pipeline
 
@@ -244,8 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--compare", action="store_true", help="dense / BM25 / hybrid and every embedder")
     evaluate.add_argument("--answers", action="store_true", help="evaluate whole answers instead of retrieval")
     evaluate.add_argument("--generator", help="generator for --answers (default: the configured one)")
+    evaluate.add_argument("--refusals", action="store_true", help="refusal rates per evidence-score threshold")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
     evaluate.set_defaults(handler=cmd_eval)
+
+    bench = commands.add_parser("bench", help="measure speed and memory; writes docs/benchmarks.md and plots")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes and no language model (for the tests)")
+    bench.add_argument("--scale", type=positive_int, nargs="+", default=[], metavar="N",
+                       help="corpus sizes added to 10000 and 100000, e.g. --scale 1000000 (slow)")
+    bench.add_argument("--generators", action="store_true",
+                       help="also transformers' GGUF loader in fp32 / bfloat16 / torch.compile (slow)")
+    bench.add_argument("--concurrency", action="store_true",
+                       help="also run the concurrency test with the local generator (slow)")
+    bench.add_argument("--questions", type=positive_int, help="only the first N development questions")
+    bench.add_argument("--generator", help="generator of the per-question stages (default: the configured one)")
+    bench.add_argument("--out", default=str(config.PROJECT_ROOT / "docs" / "benchmarks.md"),
+                       help="markdown report; plots go next to it (default docs/benchmarks.md)")
+    bench.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 
@@ -278,3 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)
         return 130
+
+
+def cmd_bench(args, settings: config.Settings) -> int:
+    from rag.bench import BenchOptions, run_bench
+
+    try:
+        run_bench(BenchOptions(quick=args.quick, scales=tuple(args.scale), generators=args.generators,
+                               concurrency_local=args.concurrency, out=Path(args.out), questions=args.questions,
+                               generator=args.generator, json_out=Path(args.json) if args.json else None), settings)
+    except FileNotFoundError as error:
+        raise UserError(str(error)) from None
+    return 0

@@ -203,3 +203,31 @@ def format_answer_report(report: dict) -> str:
                         for c in columns)
         lines.append(f"{group:<8}{m['n']:>4}{cells}")
     return "\n".join(lines)
+
+
+def refusal_curve(pipeline, questions: list[dict], thresholds: list[float] | None = None) -> list[dict]:
+    """Refusal rates on unanswerable and answerable questions for each evidence-score threshold."""
+    scores = []
+    for question in questions:
+        selection = pipeline.selector.select(pipeline.retriever.search(question["question"], pipeline.settings.top_k))
+        scores.append((selection.best_score, is_answerable(question)))
+    grid = [round(0.80 + 0.01 * i, 2) for i in range(31)]
+    thresholds = thresholds or sorted({*grid, pipeline.settings.refusal_threshold})
+    curve = []
+    for threshold in thresholds:
+        refused = [(score < threshold, answerable) for score, answerable in scores]
+        unanswerable = [r for r, a in refused if not a]
+        answerable = [r for r, a in refused if a]
+        curve.append({"threshold": threshold,
+                      "refused_unanswerable": sum(unanswerable) / len(unanswerable) if unanswerable else None,
+                      "refused_answerable": sum(answerable) / len(answerable) if answerable else None})
+    return curve
+
+
+def format_refusal_curve(curve: list[dict], chosen: float) -> str:
+    lines = ["threshold  refused(unanswerable)  refused(answerable)"]
+    for point in curve:
+        mark = "  <- configured" if abs(point["threshold"] - chosen) < 1e-9 else ""
+        cells = [f"{point[k]:.2f}" if point[k] is not None else "-" for k in ("refused_unanswerable", "refused_answerable")]
+        lines.append(f"{point['threshold']:>9.2f}  {cells[0]:>20}  {cells[1]:>19}{mark}")
+    return "\n".join(lines)
