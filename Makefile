@@ -25,4 +25,4 @@ $(VENV)/.installed: pyproject.toml
 # Headless Chromium for the browser test (Debian packages; needs root, as on our machines and CI).
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei)

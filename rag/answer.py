@@ -85,6 +85,7 @@ class Pipeline:
         question = clean_question(question, self.settings.max_question_chars)
         yield "stage", "searching"
         result = self.retriever.search(question, k or self.settings.top_k)
+        yield "stage", "reading"
         selection = self.selector.select(result)
         language = language or result.language
         citations = [_citation(i, e) for i, e in enumerate(selection.sentences, start=1)]

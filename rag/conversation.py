@@ -18,7 +18,7 @@ import dataclasses
 import datetime
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 REPORT_TITLE = "Green Silk Road Development Report (2023)"
@@ -189,23 +189,34 @@ class Turn:
     error_level: str = "error"  # error | warning
 
 
-def citation_passages(answer, sections_en: dict[str, str] | None = None) -> list[Passage]:
-    """One card per citation, the supporting sentence located in both languages."""
-    sections_en = sections_en or {}
+def _section_en(chunk) -> str:
+    return " > ".join(getattr(chunk, "section_en", ()) or ())
+
+
+def citation_passages(answer, chunks: Mapping[str, Any] | None = None) -> list[Passage]:
+    """One card per citation, the supporting sentence located in both languages.
+
+    ``chunks`` maps chunk ids to the index's chunks, for the English section path.
+    """
+    chunks = chunks or {}
     return [
-        Passage(c.marker, c.chunk_id, list(c.passage_ids), c.section, sections_en.get(c.chunk_id, ""), c.zh, c.en,
+        Passage(c.marker, c.chunk_id, list(c.passage_ids), c.section, _section_en(chunks.get(c.chunk_id)), c.zh, c.en,
                 tuple(c.span) if c.span else find_span(c.zh, c.sentence_zh), find_span(c.en, c.sentence_en),
                 bool(c.supported))
         for c in answer.citations
     ]
 
 
-def closest_passages(answer, sections_en: dict[str, str] | None = None) -> list[Passage]:
-    """The passages offered with a refusal, numbered from 1."""
-    sections_en = sections_en or {}
-    return [Passage(i, p.get("chunk_id", ""), list(p.get("passage_ids", [])), p.get("section", ""),
-                    sections_en.get(p.get("chunk_id", ""), ""), p.get("zh", ""), p.get("en", ""))
-            for i, p in enumerate(answer.closest, start=1)]
+def closest_passages(answer, chunks: Mapping[str, Any] | None = None) -> list[Passage]:
+    """The passages offered with a refusal, numbered from 1 (passage ids and English path from ``chunks``)."""
+    chunks = chunks or {}
+    passages = []
+    for number, p in enumerate(answer.closest, start=1):
+        chunk = chunks.get(p.get("chunk_id", ""))
+        passage_ids = list(p.get("passage_ids") or getattr(chunk, "passage_ids", ()) or ())
+        passages.append(Passage(number, p.get("chunk_id", ""), passage_ids, p.get("section", ""), _section_en(chunk),
+                                p.get("zh", ""), p.get("en", "")))
+    return passages
 
 
 def search_passages(result, sentences: Sequence, chunks: Sequence) -> list[Passage]:
@@ -465,14 +476,16 @@ def _passage_markdown(p: Passage) -> list[str]:
     return lines
 
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$")
+
+
+def code(value: str) -> str:
+    """A code span for an id made of safe characters (letters, digits, ``-_.:/``), else escaped text."""
+    return f"`{value}`" if _SAFE_ID.match(value) else escape_markdown(value)
 
 
 def ids_markdown(chunk_id: str, passage_ids: Sequence[str]) -> str:
     """``chunk `c-…` · passage `p-…` `` (code spans only for ids made of safe characters)."""
-    def code(value: str) -> str:
-        return f"`{value}`" if _SAFE_ID.match(value) else escape_markdown(value)
-
     text = f"chunk {code(chunk_id)}"
     if passage_ids:
         text += f" · passage{'s' if len(passage_ids) > 1 else ''} " + ", ".join(code(p) for p in passage_ids)
