@@ -24,5 +24,5 @@ $(VENV)/.installed: pyproject.toml
 
 # Headless Chromium for the browser test (Debian packages; needs root, as on our machines and CI).
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	@dpkg -s chromium chromium-driver fonts-wqy-microhei >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei)

@@ -92,12 +92,15 @@ class Pipeline:
         timings = {"retrieve_ms": _ms(start)}
         yield "evidence", citations
         spec = generator or self.settings.generator
-        if not selection.answerable(self.settings.refusal_threshold):
+        if not self.answerable(selection):
             yield "answer", self._refusal(question, language, result, spec, timings, start)
             return
         yield "stage", "writing"
         answer = yield from self._phrase(question, language, selection, citations, spec, timings, start)
         yield "answer", answer
+
+    def answerable(self, selection: EvidenceSelection) -> bool:
+        return selection.answerable(self.settings.refusal_threshold, self.settings.refusal_threshold_meaning_only)
 
     def _refusal(self, question, language, result, spec, timings, start) -> Answer:
         closest = [{"chunk_id": h.chunk.id, "section": h.chunk.section, "zh": h.chunk.zh, "en": h.chunk.en}

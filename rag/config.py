@@ -52,6 +52,9 @@ class Settings:
     max_answer_tokens: int = 96
     # Below this evidence score the report is taken not to answer (calibrated in docs/evaluation.md).
     refusal_threshold: float = 0.915
+    # The same for questions with no word the report's Chinese or English can match (Arabic, Russian…):
+    # their score has no keyword part, so their bar is lower.
+    refusal_threshold_meaning_only: float = 0.86
 
 
     @property

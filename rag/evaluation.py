@@ -210,7 +210,8 @@ def refusal_curve(pipeline, questions: list[dict], thresholds: list[float] | Non
     scores = []
     for question in questions:
         selection = pipeline.selector.select(pipeline.retriever.search(question["question"], pipeline.settings.top_k))
-        scores.append((selection.best_score, is_answerable(question)))
+        offset = 0.0 if selection.lexical else settings_gap(pipeline.settings)
+        scores.append((selection.best_score + offset, is_answerable(question)))
     grid = [round(0.80 + 0.01 * i, 2) for i in range(31)]
     thresholds = thresholds or sorted({*grid, pipeline.settings.refusal_threshold})
     curve = []
@@ -224,10 +225,15 @@ def refusal_curve(pipeline, questions: list[dict], thresholds: list[float] | Non
     return curve
 
 
+def settings_gap(settings) -> float:
+    """How much lower the meaning-only bar is, so one curve covers both kinds of question."""
+    return settings.refusal_threshold - settings.refusal_threshold_meaning_only
+
+
 def format_refusal_curve(curve: list[dict], chosen: float) -> str:
     lines = ["threshold  refused(unanswerable)  refused(answerable)"]
     for point in curve:
         mark = "  <- configured" if abs(point["threshold"] - chosen) < 1e-9 else ""
         cells = [f"{point[k]:.2f}" if point[k] is not None else "-" for k in ("refused_unanswerable", "refused_answerable")]
-        lines.append(f"{point['threshold']:>9.2f}  {cells[0]:>20}  {cells[1]:>19}{mark}")
+        lines.append(f"{point['threshold']:>9.3f}  {cells[0]:>20}  {cells[1]:>19}{mark}")
     return "\n".join(lines)

@@ -38,7 +38,7 @@ ASKS_DATE_RE = re.compile(
 # Question words and particles: rare in the report (so BM25 would weigh them high) but never the answer.
 ZH_QUESTION_WORDS = frozenset(
     "的 了 是 在 和 与 及 将 把 被 为 对 于 从 多少 什么 哪 哪些 哪个 哪一 哪一项 哪两个 何时 为什么 如何 怎样 怎么 "
-    "百分之 百分之多少 几 吗 呢 报告 称 指出 提出 根据 其 该 这 那 年 月 日 多 少 一项 哪里 谁 是否 共 可 能".split()
+    "百分之 百分之多少 几 吗 呢 得 那么 这么 怎么 怎样 为何 报告 称 指出 提出 根据 其 该 这 那 年 月 日 多 少 一项 哪里 谁 是否 共 可 能".split()
 )
 WEIGHT_MEANING, WEIGHT_WORDS, WEIGHT_KIND, WEIGHT_RANK = 1.0, 0.35, 0.04, 0.03
 SECOND_SENTENCE_RATIO = 0.97  # a second sentence must score almost as well as the first
@@ -57,9 +57,11 @@ class Evidence:
 class EvidenceSelection:
     sentences: list[Evidence]
     best_score: float  # the calibrated answerability signal
+    lexical: bool = True  # False when no word of the question can match the report (e.g. Arabic, Russian)
 
-    def answerable(self, threshold: float) -> bool:
-        return bool(self.sentences) and self.best_score >= threshold
+    def answerable(self, threshold: float, threshold_meaning_only: float) -> bool:
+        """Questions we cannot read word by word score no keyword part, so they get their own bar."""
+        return bool(self.sentences) and self.best_score >= (threshold if self.lexical else threshold_meaning_only)
 
 
 def keywords_zh(text: str) -> list[str]:
@@ -112,8 +114,11 @@ class EvidenceSelector:
     def select(self, result: SearchResult) -> EvidenceSelection:
         question = result.question
         zh_terms, en_terms = expand_query(question, self.retriever.glossary)
-        zh_weights = _idf_weights(keywords_zh(" ".join([question, *zh_terms])), self._df_zh, len(self._zh_tokens))
-        en_weights = _idf_weights(tokenize_en(" ".join([question, *en_terms])), self._df_en, len(self._en_tokens))
+        # A side counts only when the question itself has words on it: the glossary expansion alone
+        # (a Chinese question's English project name) would match every sentence of the box.
+        zh_own, en_own = keywords_zh(question), tokenize_en(question)
+        zh_weights = _idf_weights(zh_own + keywords_zh(" ".join(zh_terms)), self._df_zh, len(self._zh_tokens)) if zh_own else {}
+        en_weights = _idf_weights(en_own + tokenize_en(" ".join(en_terms)), self._df_en, len(self._en_tokens)) if en_own else {}
         asks_number, asks_date = bool(ASKS_NUMBER_RE.search(question)), bool(ASKS_DATE_RE.search(question))
         scored: list[Evidence] = []
         for rank, hit in enumerate(result.hits, start=1):
@@ -133,7 +138,7 @@ class EvidenceSelector:
             return EvidenceSelection([], 0.0)
         chosen = [scored[0]] + [e for e in scored[1:MAX_SENTENCES]
                                 if e.score >= scored[0].score * SECOND_SENTENCE_RATIO]
-        return EvidenceSelection(chosen, scored[0].score)
+        return EvidenceSelection(chosen, scored[0].score, lexical=bool(zh_weights or en_weights))
 
 
 def _document_frequency(token_sets: list[set[str]]) -> dict[str, int]:

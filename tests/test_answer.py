@@ -29,7 +29,7 @@ def test_english_question_gets_english_quote(pipeline):
 
 
 def test_unanswerable_question_is_refused_in_its_language(pipeline):
-    answer = pipeline.ask("What is the capital of France?", generator=EXTRACTIVE)
+    answer = pipeline.ask("Tell me a joke about engineers.", generator=EXTRACTIVE)
     assert answer.refused and answer.answer == prompts.REFUSALS["en"]
     assert answer.citations == [] and answer.closest
 
