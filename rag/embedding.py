@@ -82,10 +82,6 @@ class Embedder:
             return _minilm_path()
         return self.name
 
-    @property
-    def dim(self) -> int:
-        return int(self.encode_queries(["dimension probe"]).shape[1])
-
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode([("query: " + t) if self.uses_e5_prefixes else t for t in texts], progress=False)
 

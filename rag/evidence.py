@@ -147,13 +147,3 @@ def _document_frequency(token_sets: list[set[str]]) -> dict[str, int]:
         for token in tokens:
             frequency[token] = frequency.get(token, 0) + 1
     return frequency
-
-
-def evidence_hit(selection: EvidenceSelection, evidence: str) -> bool:
-    """Whether a selected sentence holds (or is held by) the gold evidence — for the evaluation."""
-    from rag.evaluation import normalise
-
-    wanted = normalise(evidence)
-    return any(wanted in normalise(e.sentence.zh) or normalise(e.sentence.zh) in wanted
-               for e in selection.sentences)
-
