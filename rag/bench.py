@@ -1035,11 +1035,11 @@ def write_plots(results: dict, folder: Path) -> list[str]:
         fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), sharey=True)
         axes = np.atleast_1d(axes)
         for ax, name in zip(axes, names):
-            for size in scale["sizes"]:
-                for kind, marker in (("flat", "s"), ("hnsw", "o"), ("ivf", "^")):
+            for number, size in enumerate(scale["sizes"]):
+                for kind, marker, style in (("flat", "s", ""), ("hnsw", "o", "-"), ("ivf", "^", "--")):
                     rows = [r for r in size["indexes"] if r["index"] == kind]
                     ax.plot([r["query_sets"][name]["p95"] for r in rows], [r["query_sets"][name]["recall"] for r in rows],
-                            marker=marker, label=f"{kind} {size['n']:,}")
+                            marker=marker, linestyle=style or "none", color=f"C{number}", label=f"{kind} {size['n']:,}")
             ax.axhline(TARGET_SCALE_RECALL, color="grey", linestyle=":")
             ax.axvline(TARGET_SCALE_P95_MS, color="grey", linestyle=":")
             ax.set_xscale("log")
