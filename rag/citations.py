@@ -4,7 +4,8 @@ A small model misreads units (150万 → "150,000"), invents near-miss answers a
 language, so every answer is checked before it is shown:
 - numbers: each quantity in the answer, value-normalised (rag/numbers.py), equals one in the evidence;
 - names: each glossary name in the answer (either language) occurs in the evidence (either language);
-- meaning: the answer is semantically close to the evidence (shared multilingual embedder);
+- meaning: the answer is semantically close to the evidence (shared multilingual embedder) and, when
+  written in Chinese or English, takes most of its content words from the evidence or the question;
 - script: the answer is written in the question's script (and, for Latin-script languages with enough
   words, detected as that language).
 Citations are attached by this code to the answer sentences they support; a model's own [n] markers
@@ -22,6 +23,7 @@ from rag.glossary import QUOTES_RE, Term
 from rag.language import HAN_RE, KANA_RE, detect_language
 
 SEMANTIC_MIN = 0.80  # e5 cosine of an answer with the evidence it restates (see docs/evaluation.md)
+GROUNDED_SHARE = 0.6  # share of a zh/en answer's content words that must occur in the facts or question
 MARKER_RE = re.compile(r"\s*\[\d+\]")
 ANSWER_SENTENCE_RE = re.compile(r"[^。！？.!?]+[。！？.!?]*")
 SCRIPT_RES = {
@@ -99,9 +101,28 @@ def check_answer(answer: str, evidence: list[str], language: str, embedder, glos
     if (problem := script_problem(text, language)) is not None:
         problems.append(problem)
     similarity = answer_similarity(text, evidence, embedder) if text else 0.0
-    if text and similarity < SEMANTIC_MIN:
+    if text and (similarity < SEMANTIC_MIN or not grounded_in_words(text, joined + "\n" + context, language)):
         problems.append("it does not restate the facts")
     return CheckResult(problems, similarity)
+
+
+def grounded_in_words(answer: str, source: str, language: str) -> bool:
+    """For answers in the report's own languages, most content words must come from the facts or question.
+
+    Embedding similarity alone passes short off-topic strings ("已被攻破" scores ~0.8 against any
+    Chinese sentence with e5); words cannot lie that way. Other languages are checked by meaning only.
+    """
+    from rag.evidence import keywords_zh
+    from rag.retrieval import tokenize_en
+
+    if language not in ("zh", "en"):
+        return True
+    words = keywords_zh(answer) if language == "zh" else tokenize_en(answer)
+    if not words:
+        return True
+    known = set(keywords_zh(source)) | set(tokenize_en(source)) | set(keywords_zh(source.lower()))
+    found = [w for w in words if w in known or w in source or w in source.lower()]
+    return len(found) / len(words) >= GROUNDED_SHARE
 
 
 def answer_similarity(answer: str, evidence: list[str], embedder) -> float:
