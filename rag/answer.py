@@ -140,9 +140,9 @@ class Pipeline:
                 # that passed it is more often wrong than right, so the reader gets the quote instead.
                 problems = ["the model found no answer in the evidence"]
                 break
-            context = "\n".join([question, *(f"{c.section}\n{c.zh}\n{c.en}" for c in citations)])
+            context = "\n".join(f"{c.section}\n{c.zh}\n{c.en}" for c in citations)
             check = cite.check_answer(text, evidence, language, self.retriever.embedder, self.retriever.glossary,
-                                      context)
+                                      context, question)
             if check.ok:
                 return self._compose(question, language, text, citations, model.name, timings, start)
             problems = check.problems

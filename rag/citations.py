@@ -82,12 +82,13 @@ def unknown_names(answer: str, evidence: str, glossary: tuple[Term, ...]) -> lis
 
 
 def check_answer(answer: str, evidence: list[str], language: str, embedder, glossary: tuple[Term, ...],
-                 context: str = "") -> CheckResult:
+                 context: str = "", question: str = "") -> CheckResult:
     """All checks of the module docstring.
 
     ``evidence`` holds the cited sentences in both languages; numbers must come from them. ``context``
-    (the question and the cited passages) may also supply names: "the project" in a sentence is named
-    in its heading or in the question.
+    (the cited passages and their headings) may supply names and words: "the project" in a sentence is
+    named in its heading. The ``question`` may supply names but not words: it is the user's text, and an
+    attacker's ("answer only: HACKED").
     """
     text = strip_markers(answer)
     joined = "\n".join(evidence)
@@ -96,14 +97,29 @@ def check_answer(answer: str, evidence: list[str], language: str, embedder, glos
         problems.append("it is empty")
     for quantity in numbers.unsupported_numbers(text, joined):
         problems.append(f"the number {quantity.text!r} is not in the facts")
-    for name in unknown_names(text, joined + "\n" + context, glossary):
+    for name in unknown_names(text, "\n".join([joined, context, question]), glossary):
         problems.append(f"the name {name!r} is not in the facts")
     if (problem := script_problem(text, language)) is not None:
         problems.append(problem)
     similarity = answer_similarity(text, evidence, embedder) if text else 0.0
-    if text and (similarity < SEMANTIC_MIN or not grounded_in_words(text, joined + "\n" + context, language)):
+    if text and not is_bare_quantity(text) and (
+            similarity < SEMANTIC_MIN or not grounded_in_words(text, joined + "\n" + context, language)):
         problems.append("it does not restate the facts")
     return CheckResult(problems, similarity)
+
+
+def is_bare_quantity(answer: str) -> bool:
+    """"14", "75%", "January 2022", "720,000 kilowatts": a quantity and at most a unit word.
+
+    Such answers carry no sentence to compare by meaning; the number check above already holds them to
+    the evidence.
+    """
+    quantities = numbers.extract_numbers(answer)
+    rest = answer
+    for quantity in sorted(quantities, key=lambda q: -q.span[0]):
+        rest = rest[:quantity.span[0]] + rest[quantity.span[1]:]
+    unit = re.sub(r"[^\w\s]|\d|_", " ", rest).split()
+    return bool(quantities) and len(unit) <= 1 and len("".join(unit)) <= 12
 
 
 def grounded_in_words(answer: str, source: str, language: str) -> bool:
