@@ -62,6 +62,21 @@ def read_batch(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
         yield number, row, None
 
 
+def run_batch(path: Path, process) -> int:
+    """One JSON line out per line in: the input's fields plus ``process(row)``'s, or, for a line that
+    cannot be read or processed, ``{"id", "line", "error"}`` — and the run goes on."""
+    for number, row, error in read_batch(path):
+        if error is None:
+            try:
+                _print_json({**row, **process(row)})
+                continue
+            except Exception as problem:  # noqa: BLE001 - one bad line must not end a batch
+                log.debug("line %d failed", number, exc_info=True)
+                error = plain_error(problem)
+        _print_json({"id": (row or {}).get("id"), "line": number, "error": error})
+    return 0
+
+
 def search_row(retriever, question: str, k: int) -> dict:
     result = retriever.search(question, k)
     return {
@@ -99,15 +114,8 @@ def cmd_search(args, settings: config.Settings) -> int:
         raise UserError("give either a QUESTION or --batch FILE")
     retriever = Retriever(settings)
     if args.batch:
-        for number, row, error in read_batch(Path(args.batch)):
-            if error:
-                _print_json({"id": (row or {}).get("id"), "line": number, "error": error})
-                continue
-            try:
-                _print_json({**row, **search_row(retriever, clean_question(row["question"], settings.max_question_chars), args.k)})
-            except QuestionError as problem:
-                _print_json({"id": row.get("id"), "line": number, "error": str(problem)})
-        return 0
+        return run_batch(Path(args.batch), lambda row: search_row(
+            retriever, clean_question(row["question"], settings.max_question_chars), args.k))
     row = search_row(retriever, clean_question(args.question, settings.max_question_chars), args.k)
     if args.json:
         _print_json(row)
@@ -177,16 +185,7 @@ def cmd_ask(args, settings: config.Settings) -> int:
     pipeline = Pipeline(settings, progress=True)
     options = {"generator": args.generator, "k": args.k, "language": args.language}
     if args.batch:
-        for number, row, error in read_batch(Path(args.batch)):
-            if error:
-                _print_json({"id": (row or {}).get("id"), "line": number, "error": error})
-                continue
-            try:
-                _print_json({**row, **answer_row(pipeline.ask(row["question"], **options))})
-            except Exception as problem:  # noqa: BLE001 - one bad line must not end a batch
-                log.debug("line %d failed", number, exc_info=True)
-                _print_json({"id": row.get("id"), "line": number, "error": plain_error(problem)})
-        return 0
+        return run_batch(Path(args.batch), lambda row: answer_row(pipeline.ask(row["question"], **options)))
     if args.json:
         _print_json(answer_row(pipeline.ask(args.question, **options)))
         return 0
