@@ -1,0 +1,43 @@
+"""Load: 20 questions at once through one pipeline, 5 app sessions at once — no errors, no cross-talk,
+models loaded once."""
+import concurrent.futures
+from pathlib import Path
+
+from rag import embedding
+from rag.answer import EXTRACTIVE, Pipeline
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def test_twenty_concurrent_questions_share_one_pipeline(settings, dev_questions):
+    pipeline = Pipeline(settings)
+    questions = [q for q in dev_questions if q.get("evidence")][:20]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda q: pipeline.ask(q["question"], generator=EXTRACTIVE), questions))
+    serial = [pipeline.ask(q["question"], generator=EXTRACTIVE) for q in questions]
+    for question, concurrent_answer, serial_answer in zip(questions, answers, serial):
+        assert concurrent_answer.question.startswith(question["question"][:20])  # its own question back
+        assert concurrent_answer.answer == serial_answer.answer  # same answer as when asked alone
+    assert embedding.get_embedder.cache_info().currsize <= 2  # the embedder loaded once, not per thread
+
+
+def test_five_app_sessions_at_once(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("RAG_GENERATOR", EXTRACTIVE)
+    questions = ["蒙内铁路全长多少公里？", "When did the Karot hydropower station start operating?",
+                 "乌兰巴托中央污水处理厂项目将惠及蒙古国百分之多少的人口？",
+                 "How many sea turtles did the Tema port project release?", "中老铁路全线绿化总面积是多少？"]
+
+    def session(question: str):
+        app = AppTest.from_file(APP, default_timeout=600).run()
+        app.chat_input[0].set_value(question).run()
+        return app
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:
+        apps = list(pool.map(session, questions))
+    for question, app in zip(questions, apps):
+        assert not app.exception, [e.value for e in app.exception]
+        turns = app.session_state["turns"]
+        assert len(turns) == 1 and turns[0].question == question  # no other session's turn here
+        assert turns[0].answer is not None and turns[0].answer.citations
