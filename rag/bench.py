@@ -1095,6 +1095,8 @@ def render_markdown(results: dict, plots: list[str]) -> str:
              f"the run took {results['seconds'] / 60:.1f} min. Re-run it to refresh every number and plot here.", ""]
     if results["options"]["quick"]:
         lines += ["**Quick run (tiny sizes, for the tests): these numbers mean nothing.**", ""]
+    if results.get("note"):
+        lines += [f"**Note:** {results['note']}", ""]
     lines += ["## Machine", ""]
     lines += _table(["", ""], [
         ["CPU", meta["cpu_model"]], ["cores (usable)", f"{meta['cores']} ({meta['cores_usable']})"],
