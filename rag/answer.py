@@ -120,8 +120,9 @@ class Pipeline:
                     {"role": "user", "content": prompts.USER.format(
                         facts=facts, question=question, language_name=prompts.language_name(language))}]
         evidence = [text for c in citations for text in (c.sentence_zh, c.sentence_en) if text]
+        context = "\n".join(f"{c.section}\n{c.zh}\n{c.en}" for c in citations)
         problems: list[str] = []
-        for attempt in range(2):  # the first answer, then one retry with the failure named
+        for _ in range(2):  # the first answer, then one retry with the failure named
             text = ""
             try:
                 model = get_generator(spec, self.settings.cache_dir, timeout_s=self.settings.generator_timeout_s)
@@ -140,7 +141,6 @@ class Pipeline:
                 # that passed it is more often wrong than right, so the reader gets the quote instead.
                 problems = ["the model found no answer in the evidence"]
                 break
-            context = "\n".join(f"{c.section}\n{c.zh}\n{c.en}" for c in citations)
             check = cite.check_answer(text, evidence, language, self.retriever.embedder, self.retriever.glossary,
                                       context, question)
             if check.ok:
