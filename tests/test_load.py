@@ -11,6 +11,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 def test_twenty_concurrent_questions_share_one_pipeline(settings, dev_questions):
     pipeline = Pipeline(settings)
+    model = pipeline.retriever.embedder._model  # loaded by the pipeline's warm-up
     questions = [q for q in dev_questions if q.get("evidence")][:20]
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(pool.map(lambda q: pipeline.ask(q["question"], generator=EXTRACTIVE), questions))
@@ -18,7 +19,8 @@ def test_twenty_concurrent_questions_share_one_pipeline(settings, dev_questions)
     for question, concurrent_answer, serial_answer in zip(questions, answers, serial):
         assert concurrent_answer.question.startswith(question["question"][:20])  # its own question back
         assert concurrent_answer.answer == serial_answer.answer  # same answer as when asked alone
-    assert embedding.get_embedder.cache_info().currsize <= 2  # the embedder loaded once, not per thread
+    assert model is not None and pipeline.retriever.embedder._model is model  # loaded once, not per thread
+    assert pipeline.retriever.embedder is embedding.get_embedder(settings.embedder, settings.cache_dir)
 
 
 def test_five_app_sessions_at_once(monkeypatch):
