@@ -91,11 +91,14 @@ def search_row(retriever, question: str, k: int) -> dict:
 
 
 def cmd_build(args, settings: config.Settings) -> int:
-    from rag.index import build_index, load_index, StaleIndex
+    from rag.index import add_structure, build_index, has_structure, load_index, StaleIndex
 
     if not args.force:
         try:
             manifest = load_index(settings).manifest
+            if not has_structure(manifest):
+                manifest = add_structure(settings)
+                log.info("added the report's structure to the index")
             log.info("index is up to date (%s chunks, built %s); use --force to rebuild",
                      manifest["counts"]["chunks"], manifest["built_at"])
             return 0

@@ -5,6 +5,7 @@ Layout of ``embeddings/``:
 - ``chunks-<sha12>.json``: the chunk table, the vector → chunk map and the sentence table (plain JSON,
   never pickle)
 - ``sentences-<sha12>.npy``: one vector per sentence and language (evidence selection, sentence search)
+- ``structure-<sha12>.json``: the report's table of contents, section leads and catalogue (rag/structure.py)
 - ``manifest.json``: what was built from what; it names the two data files above.
 
 Writing is atomic: data files get content-addressed names, then ``manifest.json`` is replaced in one
@@ -30,8 +31,10 @@ import numpy as np
 
 from rag import config
 from rag.chunking import CHUNKER_VERSION, Chunk, Sentence, chunk_passages, chunk_sentences
-from rag.corpus import load_passages
+from rag.corpus import load_english, load_passages
 from rag.embedding import get_embedder
+from rag.glossary import load_glossary
+from rag.structure import STRUCTURE_VERSION, build_structure
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -138,6 +141,7 @@ def build_index(settings: config.Settings, progress: bool = True) -> dict:
                 "sentences": [{"chunk": s.chunk, **dataclasses.asdict(s.sentence)} for s in sentences],
             }, ensure_ascii=False).encode("utf-8")),
             "sentences": ("npy", _npy_bytes(np.ascontiguousarray(sentence_vectors, dtype=np.float32))),
+            "structure": ("json", structure_bytes(settings, passages, chunks)),
         }
         files = {key: f"{key}-{hashlib.sha256(blob).hexdigest()[:12]}.{ext}" for key, (ext, blob) in data.items()}
         for key, (_, blob) in data.items():
@@ -151,6 +155,7 @@ def build_index(settings: config.Settings, progress: bool = True) -> dict:
             "corpus_sha256": corpus_fingerprint(settings),
             "index_type": settings.index_type,
             "languages": languages,
+            "structure_version": STRUCTURE_VERSION,
             "files": files,
             "files_sha256": {key: sha256_file(settings.index_dir / name) for key, name in files.items()},
             "counts": {"passages": len({p for c in chunks for p in c.passage_ids}), "chunks": len(chunks),
@@ -160,6 +165,46 @@ def build_index(settings: config.Settings, progress: bool = True) -> dict:
         _write_atomic(settings.index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
         _remove_unreferenced(settings.index_dir, files.values())
         return manifest
+
+
+def structure_bytes(settings: config.Settings, passages=None, chunks=None) -> bytes:
+    """The report's structure (rag/structure.py) as the JSON stored next to the index."""
+    passages = passages or load_passages(settings.zh_file, settings.en_file)
+    chunks = chunks or chunk_passages(passages, settings.chunk_min_chars, settings.chunk_max_chars)
+    structure = build_structure(passages, chunks, load_english(settings.en_file), load_glossary(settings.glossary_file))
+    return json.dumps(structure, ensure_ascii=False).encode("utf-8")
+
+
+def add_structure(settings: config.Settings) -> dict:
+    """Store the structure next to an index built before it existed, without embedding anything again."""
+    with build_lock(settings.index_dir):
+        manifest = read_manifest(settings.index_dir)
+        blob = structure_bytes(settings)
+        name = f"structure-{hashlib.sha256(blob).hexdigest()[:12]}.json"
+        _write_atomic(settings.index_dir / name, blob)
+        manifest["structure_version"] = STRUCTURE_VERSION
+        manifest["files"]["structure"] = name
+        manifest["files_sha256"]["structure"] = sha256_file(settings.index_dir / name)
+        _write_atomic(settings.index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        _remove_unreferenced(settings.index_dir, manifest["files"].values())
+        return manifest
+
+
+def has_structure(manifest: dict) -> bool:
+    return "structure" in manifest["files"] and manifest.get("structure_version") == STRUCTURE_VERSION
+
+
+def load_structure(settings: config.Settings) -> dict:
+    """The stored structure, checked against the manifest; built in memory (and logged) for an older index."""
+    manifest = read_manifest(settings.index_dir)
+    check_manifest(manifest, settings, check_embedder=False)
+    if not has_structure(manifest):
+        log.info("the index has no structure file yet ('rag build' adds it); building it in memory")
+        return json.loads(structure_bytes(settings))
+    path = settings.index_dir / manifest["files"]["structure"]
+    if not path.exists() or sha256_file(path) != manifest["files_sha256"]["structure"]:
+        raise StaleIndex(f"the index file {path.name} is missing or corrupt (checksum mismatch)")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -186,11 +231,12 @@ def read_manifest(index_dir: Path) -> dict:
     return manifest
 
 
-def check_manifest(manifest: dict, settings: config.Settings) -> None:
+def check_manifest(manifest: dict, settings: config.Settings, check_embedder: bool = True) -> None:
     """Raise StaleIndex when the stored index was not built from the current corpus, chunker and model."""
     expected = {
         "embedder": settings.embedder,
-        "embedder_revision": get_embedder(settings.embedder, settings.cache_dir).revision,
+        "embedder_revision": get_embedder(settings.embedder, settings.cache_dir).revision if check_embedder else
+        manifest.get("embedder_revision"),
         "chunker_version": CHUNKER_VERSION,
         "chunk_chars": [settings.chunk_min_chars, settings.chunk_max_chars],
         "corpus_sha256": corpus_fingerprint(settings),
