@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.bench import BenchOptions, FLAT_MAX_VECTORS, auto_index_type, recall_at_k, run_bench
+import time
+
+from rag.bench import (BenchOptions, FLAT_MAX_VECTORS, auto_index_type, in_subprocess, memory_bandwidth, recall_at_k,
+                       run_bench, same_answer)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,21 @@ def test_recall_counts_ties_as_found():
     kth = np.array([1.0], dtype=np.float32)  # exact top-1 score
     assert recall_at_k(base, query, np.array([[1]]), kth) == 1.0  # the tie is as good as row 0
     assert recall_at_k(base, query, np.array([[2]]), kth) == 0.0
+
+
+def test_slow_backends_run_in_a_subprocess_with_a_time_limit():
+    assert in_subprocess(memory_bandwidth, (8, 1), 120)["gbs"] > 0
+    started = time.perf_counter()
+    assert in_subprocess(time.sleep, (30,), 1)["error"] == "did not finish within 1 s"
+    assert time.perf_counter() - started < 20
+
+
+def test_greedy_answers_compare_as_far_as_both_went():
+    full = {"token_ids": [1, 2, 3, 4], "text": "a b c d", "cut": False}
+    assert same_answer(full, {"token_ids": [1, 2], "text": "a b", "cut": True})  # a shorter token cap
+    assert not same_answer(full, {"token_ids": [1, 2], "text": "a b", "cut": False})  # stopped early: different
+    assert not same_answer(full, {"token_ids": [1, 5, 3, 4], "text": "a e c d", "cut": False})
+    assert same_answer(full, {"token_ids": [9], "text": " a b c d", "cut": False})  # same text, other tokens
 
 
 def test_cli_parses_bench_options():
