@@ -49,6 +49,7 @@ class Answer:
     quotes: list[str] = dataclasses.field(default_factory=list)  # evidence in the reader's language
     closest: list[dict] = dataclasses.field(default_factory=list)  # passages offered with a refusal
     note: str = ""  # why the answer is extractive, when it is
+    standalone: str = ""  # the question as searched and answered: a follow-up resolved (rag/followup.py)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,8 +80,27 @@ class Pipeline:
                 answer = payload
         return answer
 
-    def stream(self, question: str, *, generator: str | None = None, k: int | None = None,
-               language: str | None = None) -> Iterator[tuple[str, object]]:
+    def stream(self, question: str, *, history=(), **options) -> Iterator[tuple[str, object]]:
+        """Resolve the question against ``history`` (earlier ``followup.HistoryTurn``s, oldest first), emit
+        ``("standalone", text)``, then answer the standalone question; the Answer keeps both."""
+        from rag.followup import names_for, resolve
+        from rag.language import detect_language
+
+        start = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+        resolution = resolve(question, history, names_for(self.retriever))
+        resolve_ms = _ms(start)
+        yield "standalone", resolution.standalone
+        if resolution.depends and not options.get("language"):
+            options["language"] = detect_language(question)  # the asker's, not the carried subject's
+        for kind, payload in self._stream_standalone(resolution.standalone, **options):
+            if kind == "answer":
+                payload = dataclasses.replace(payload, question=question, standalone=resolution.standalone,
+                                              timings={**payload.timings, "resolve_ms": resolve_ms})
+            yield kind, payload
+
+    def _stream_standalone(self, question: str, *, generator: str | None = None, k: int | None = None,
+                           language: str | None = None) -> Iterator[tuple[str, object]]:
         start = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         yield "stage", "searching"
