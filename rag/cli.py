@@ -9,26 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag import config
-from rag.questions import QuestionError, clean_question
+from rag.errors import KNOWN_ERRORS, UserError, plain_error
+from rag.logs import quiet_libraries
+from rag.questions import clean_question
 
 log = logging.getLogger("rag")
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one plain line, never as a traceback."""
-
-
-def _known_errors() -> tuple[type[Exception], ...]:
-    from rag.embedding import EmbedderUnavailable
-    from rag.index import BuildInProgress, StaleIndex
-    from rag.llm import GeneratorUnavailable
-
-    from rag.evaluation import QuestionFileError
-
-    return UserError, QuestionError, QuestionFileError, EmbedderUnavailable, BuildInProgress, StaleIndex, GeneratorUnavailable
-
-
-KNOWN_ERRORS = _known_errors()
 
 
 def _print_json(obj) -> None:
@@ -164,7 +149,8 @@ def cmd_eval(args, settings: config.Settings) -> int:
     for name, run_settings, mode in configs:
         if run_settings not in retrievers:
             retrievers[run_settings] = Retriever(run_settings)
-        reports.append(evaluation.evaluate_retrieval(retrievers[run_settings], questions, args.k, mode, name))
+        reports.append(evaluation.evaluate_retrieval(retrievers[run_settings], questions, args.k, mode, name,
+                                                     history=not args.no_history))
     if args.json:
         _print_json([r.to_json() for r in reports] if args.compare else reports[0].to_json())
     elif args.compare:
@@ -257,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--answers", action="store_true", help="evaluate whole answers instead of retrieval")
     evaluate.add_argument("--generator", help="generator for --answers (default: the configured one)")
     evaluate.add_argument("--refusals", action="store_true", help="refusal rates per evidence-score threshold")
+    evaluate.add_argument("--no-history", action="store_true",
+                          help="conversations: ask the last turn alone, without its earlier turns (the baseline)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
     evaluate.set_defaults(handler=cmd_eval)
 
@@ -275,22 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
     bench.set_defaults(handler=cmd_bench)
     return parser
-
-
-def plain_error(error: Exception) -> str:
-    """One line for the user: our own errors say what to do; anything else names its type."""
-    if isinstance(error, KNOWN_ERRORS):
-        return str(error)
-    return f"unexpected {type(error).__name__}: {error}"
-
-
-def quiet_libraries() -> None:
-    """Keep library chatter (jieba's dictionary load, bm25s, HTTP clients) off the user's terminal."""
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    for noisy in ("jieba", "bm25s", "sentence_transformers", "httpx", "urllib3", "faiss"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

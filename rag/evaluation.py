@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import config
+from rag.errors import QuestionFileError
+from rag import config, followup
 
 CUTOFFS = (1, 5, 10)
 OTHER = "other"  # the languages that are neither zh nor en, pooled
@@ -23,10 +24,6 @@ OTHER = "other"  # the languages that are neither zh nor en, pooled
 
 def normalise(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
-
-
-class QuestionFileError(ValueError):
-    """The question file cannot be read; the message names the file and line."""
 
 
 def read_questions(path: Path) -> list[dict]:
@@ -38,6 +35,8 @@ def read_questions(path: Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise QuestionFileError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+        if isinstance(row, dict) and "turns" in row:  # a conversation, scored on its last turn
+            row = followup.conversation_row(row)
         if isinstance(row, dict) and isinstance(row.get("question"), str):
             rows.append(row)
     return rows
@@ -73,17 +72,21 @@ def _metrics(ranks: list[int | None]) -> dict[str, float]:
 
 
 def evaluate_retrieval(retriever, questions: list[dict], k: int = 10, mode: str = "hybrid",
-                       name: str = "") -> RetrievalReport:
+                       name: str = "", history: bool = True) -> RetrievalReport:
+    """``history``: resolve a conversation's last turn against its earlier ones (else search it alone)."""
     answerable = [q for q in questions if is_answerable(q)]
     by_group: dict[str, list[int | None]] = defaultdict(list)
     latencies, misses = [], []
     for question in answerable:
+        earlier = followup.search_history(retriever, followup.earlier_questions(question), mode) if history else []
         start = time.perf_counter()
-        result = retriever.search(question["question"], max(k, 10), mode=mode)
+        text = (followup.resolve(question["question"], earlier, followup.names_for(retriever)).standalone
+                if earlier else question["question"])
+        result = retriever.search(text, max(k, 10), mode=mode)
         latencies.append((time.perf_counter() - start) * 1000)
         rank = first_hit_rank([h.chunk.zh for h in result.hits], question["evidence"])
         lang = question.get("lang", "?")
-        for group in {"all", lang, lang if lang in ("zh", "en") else OTHER}:
+        for group in {"all", lang, lang if lang in ("zh", "en") else OTHER} | followup.conversation_groups(question):
             by_group[group].append(rank)
         if not rank or rank > 5:
             misses.append({"id": question.get("id"), "lang": lang, "rank": rank, "question": question["question"]})

@@ -378,3 +378,60 @@ def resolve(question: str, history: Sequence[HistoryTurn], names: ReportNames | 
 def names_for(retriever) -> ReportNames:
     """The report's names for a loaded retriever (built once per retriever)."""
     return ReportNames.from_chunks(retriever.chunks, retriever.glossary)
+
+
+# --------------------------------------------------------------------------------------------------
+# Conversation files: {"id", "turns": [{"question"}, …]} lines, for batches and the eval
+
+GROUPS = {True: "follow-up", False: "switch"}  # eval groups of a last turn, by its ``needs_context``
+
+
+def conversation_row(row: dict) -> dict:
+    """A conversation line read as its last turn (question, gold fields), the turns kept beside it."""
+    turns = row.get("turns")
+    if not isinstance(turns, list) or not turns or not all(isinstance(t, dict) for t in turns):
+        return row
+    return {**row, **turns[-1], "turns": turns}
+
+
+def earlier_questions(row: dict) -> list[str]:
+    """The questions before the last turn of a conversation row ([] for a single question)."""
+    turns = row.get("turns") if isinstance(row.get("turns"), list) else []
+    questions = [t.get("question") for t in turns[:-1] if isinstance(t, dict)]
+    if not all(isinstance(q, str) and q.strip() for q in questions):
+        raise ValueError('every turn needs a "question" string')
+    return questions
+
+
+def conversation_groups(row: dict) -> set[str]:
+    return {GROUPS[row["needs_context"]]} if isinstance(row.get("needs_context"), bool) else set()
+
+
+def search_history(retriever, questions: Sequence[str], mode: str = "hybrid") -> list[HistoryTurn]:
+    """Earlier turns searched in order, each resolved against the ones before; its top result stands in
+    for the chunk an answer would have cited."""
+    history: list[HistoryTurn] = []
+    for question in questions:
+        names = names_for(retriever)
+        resolution = resolve(question, history, names)
+        hits = retriever.search(resolution.standalone, 1, mode=mode).hits
+        history.append(HistoryTurn(question, resolution.standalone, "", tuple(h.chunk.id for h in hits[:1]),
+                                   resolution.subject))
+    return history
+
+
+def ask_history(pipeline, questions: Sequence[str], **options) -> list[HistoryTurn]:
+    """Earlier turns answered in order, each with the ones before as its history."""
+    history: list[HistoryTurn] = []
+    for question in questions:
+        answer = pipeline.ask(question, history=history, **options)
+        history.append(history_turn(answer, history, names_for(pipeline.retriever)))
+    return history
+
+
+def history_turn(answer, history: Sequence[HistoryTurn], names: ReportNames) -> HistoryTurn:
+    """The HistoryTurn of a pipeline Answer to the turn after ``history`` (the subject, which the Answer does
+    not keep, resolved again: the same inputs give the same resolution)."""
+    subject = resolve(answer.question, history, names).subject if history else ""
+    return HistoryTurn(answer.question, answer.standalone or answer.question, answer.answer,
+                       tuple(c.chunk_id for c in answer.citations), subject)
