@@ -137,8 +137,12 @@ def cmd_eval(args, settings: config.Settings) -> int:
     if args.answers:
         from rag.answer import Pipeline
 
-        report = evaluation.evaluate_answers(Pipeline(settings, progress=True), questions, args.generator,
-                                             progress=not args.json)
+        from rag import followup
+
+        pipeline = Pipeline(settings, progress=True)
+        asker = followup.ConversationAsker(pipeline, questions) if not args.no_history else pipeline
+        report = evaluation.evaluate_answers(asker, questions, args.generator, progress=not args.json)
+        followup.add_conversation_groups(report, questions, evaluation._answer_metrics)
         if args.json:
             _print_json(report)
         else:

@@ -435,3 +435,28 @@ def history_turn(answer, history: Sequence[HistoryTurn], names: ReportNames) -> 
     subject = resolve(answer.question, history, names).subject if history else ""
     return HistoryTurn(answer.question, answer.standalone or answer.question, answer.answer,
                        tuple(c.chunk_id for c in answer.citations), subject)
+
+
+class ConversationAsker:
+    """``Pipeline.ask`` for the last turns of conversation rows, in file order: each conversation's earlier
+    turns are answered first and become the last turn's history. Single questions are asked as they are."""
+
+    def __init__(self, pipeline, rows: Sequence[dict]):
+        self.pipeline, self.settings = pipeline, pipeline.settings
+        self._earlier: dict[str, list[list[str]]] = {}
+        for row in rows:
+            self._earlier.setdefault(row["question"], []).append(earlier_questions(row))
+
+    def ask(self, question: str, **options):
+        queue = self._earlier.get(question) or [[]]
+        history = ask_history(self.pipeline, queue.pop(0) if len(queue) > 1 else queue[0], **options)
+        return self.pipeline.ask(question, history=history, **options)
+
+
+def add_conversation_groups(report: dict, rows: Sequence[dict], metrics) -> None:
+    """Add the follow-up / switch groups to an answer report, from its rows (matched by id)."""
+    kinds = {row.get("id"): conversation_groups(row) for row in rows}
+    for group in GROUPS.values():
+        members = [r for r in report["rows"] if group in kinds.get(r["id"], ())]
+        if members:
+            report["groups"][group] = metrics(members)
