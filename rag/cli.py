@@ -41,10 +41,19 @@ def read_batch(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
         except json.JSONDecodeError as error:
             yield number, None, f"line is not valid JSON ({error.msg})"
             continue
-        if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+        if isinstance(row, dict) and "turns" in row and "question" not in row:
+            if not _valid_turns(row["turns"]):
+                yield number, row, '"turns" must be a list of objects, each with a "question" string'
+                continue
+        elif not isinstance(row, dict) or not isinstance(row.get("question"), str):
             yield number, row if isinstance(row, dict) else None, 'line needs a "question" string field'
             continue
         yield number, row, None
+
+
+def _valid_turns(turns) -> bool:
+    return (isinstance(turns, list) and bool(turns)
+            and all(isinstance(t, dict) and isinstance(t.get("question"), str) for t in turns))
 
 
 def run_batch(path: Path, process) -> int:
@@ -75,6 +84,28 @@ def search_row(retriever, question: str, k: int) -> dict:
     }
 
 
+def search_conversation_row(retriever, row: dict, k: int) -> dict:
+    """A conversation line searched: its last turn's results, resolved against the turns before."""
+    from rag import followup
+
+    turns = [clean_question(t["question"], retriever.settings.max_question_chars) for t in row["turns"]]
+    history = followup.search_history(retriever, turns[:-1])
+    resolution = followup.resolve(turns[-1], history, followup.names_for(retriever))
+    return {**search_row(retriever, resolution.standalone, k), "question": turns[-1],
+            "standalone": resolution.standalone,
+            "turns": [{"question": h.question, "standalone": h.understood} for h in history]}
+
+
+def ask_conversation_row(pipeline, row: dict, options: dict) -> dict:
+    """A conversation line answered: its last turn's answer, each turn answered with the ones before."""
+    from rag import followup
+
+    history = followup.ask_history(pipeline, [t["question"] for t in row["turns"][:-1]], **options)
+    answer = pipeline.ask(row["turns"][-1]["question"], history=history, **options)
+    return {**answer_row(answer),
+            "turns": [{"question": h.question, "standalone": h.understood, "answer": h.answer} for h in history]}
+
+
 def cmd_build(args, settings: config.Settings) -> int:
     from rag.index import add_structure, build_index, has_structure, load_index, StaleIndex
 
@@ -102,7 +133,8 @@ def cmd_search(args, settings: config.Settings) -> int:
         raise UserError("give either a QUESTION or --batch FILE")
     retriever = Retriever(settings)
     if args.batch:
-        return run_batch(Path(args.batch), lambda row: search_row(
+        return run_batch(Path(args.batch), lambda row: search_conversation_row(retriever, row, args.k)
+                         if "turns" in row and "question" not in row else search_row(
             retriever, clean_question(row["question"], settings.max_question_chars), args.k))
     row = search_row(retriever, clean_question(args.question, settings.max_question_chars), args.k)
     if args.json:
@@ -178,7 +210,9 @@ def cmd_ask(args, settings: config.Settings) -> int:
     pipeline = Pipeline(settings, progress=True)
     options = {"generator": args.generator, "k": args.k, "language": args.language}
     if args.batch:
-        return run_batch(Path(args.batch), lambda row: answer_row(pipeline.ask(row["question"], **options)))
+        return run_batch(Path(args.batch), lambda row: ask_conversation_row(pipeline, row, options)
+                         if "turns" in row and "question" not in row
+                         else answer_row(pipeline.ask(row["question"], **options)))
     if args.json:
         _print_json(answer_row(pipeline.ask(args.question, **options)))
         return 0
@@ -190,6 +224,71 @@ def cmd_ask(args, settings: config.Settings) -> int:
         elif kind == "answer":
             print_answer(payload)
     return 0
+
+
+CHAT_HELP = "Ask about the report in any language. /new starts over, /sources shows the cited passages, Ctrl-D quits."
+
+
+def cmd_chat(args, settings: config.Settings) -> int:
+    """An interactive conversation on stdin: follow-ups keep their subject (rag/followup.py)."""
+    from rag import followup
+    from rag.answer import Pipeline
+
+    pipeline = Pipeline(settings, progress=True)
+    names = followup.names_for(pipeline.retriever)
+    options = {"generator": args.generator, "k": args.k, "language": args.language}
+    history: list = []
+    answer = None
+    print(CHAT_HELP, file=sys.stderr)
+    while True:
+        try:
+            line = input("> " if sys.stdin.isatty() else "").strip()
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        if line == "/new":
+            history, answer = [], None
+            print("(new conversation)")
+        elif line == "/sources":
+            print_sources(answer)
+        elif line.startswith("/"):
+            print(f"unknown command {line.split()[0]}; {CHAT_HELP}")
+        elif line:
+            try:
+                answer = chat_turn(pipeline, line, history, options)
+            except KNOWN_ERRORS as error:
+                print(f"rag: {plain_error(error)}", file=sys.stderr)
+                continue
+            history = [*history, followup.history_turn(answer, history, names)][-followup.HISTORY_TURNS:]
+
+
+def chat_turn(pipeline, question: str, history: list, options: dict):
+    """One turn: "Understood as" for a follow-up, the answer streamed on stderr, then printed with its citations."""
+    answer = None
+    for kind, payload in pipeline.stream(question, history=history, **options):
+        if kind == "standalone" and payload != " ".join(question.split()):
+            print(f"Understood as: {payload}")
+        elif kind == "token":
+            print(payload, end="", flush=True, file=sys.stderr)
+        elif kind == "answer":
+            answer = payload
+    print_answer(answer)
+    sys.stdout.flush()
+    return answer
+
+
+def print_sources(answer) -> None:
+    """The passages the last answer cited (or, for a refusal, the closest ones), in full."""
+    passages = ([{"chunk_id": c.chunk_id, "section": c.section, "zh": c.zh, "en": c.en, "marker": c.marker}
+                 for c in answer.citations] or answer.closest) if answer else []
+    if not passages:
+        print("(no sources yet: ask a question first)")
+    for passage in passages:
+        marker = f"[{passage['marker']}] " if "marker" in passage else ""
+        print(f"{marker}{passage['section']} ({passage['chunk_id']})")
+        print(f"    {passage['zh']}")
+        if passage.get("en"):
+            print(f"    {passage['en']}")
 
 
 def print_answer(answer) -> None:
@@ -239,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--language", help="answer language (default: the question's)")
     ask.add_argument("--json", action="store_true", help="print JSON only")
     ask.set_defaults(handler=cmd_ask)
+
+    chat = commands.add_parser("chat", help="an interactive conversation: follow-up questions keep their subject")
+    chat.add_argument("--generator", help='"local" (default), "extractive", "hf:<model>", "openai:<url>|<model>"')
+    chat.add_argument("-k", type=positive_int, default=None, help="passages searched (default 5)")
+    chat.add_argument("--language", help="answer language (default: the question's)")
+    chat.set_defaults(handler=cmd_chat)
 
     evaluate = commands.add_parser("eval", help="measure retrieval on questions with evidence sentences")
     evaluate.add_argument("--qa", default=str(config.DEV_QA_FILE), help="JSONL with question, lang, evidence")

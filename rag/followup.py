@@ -349,7 +349,7 @@ def substitute(question: str, subject: str, is_name: bool, language: str) -> str
     stripped = _core(question, language) if _opener(question, language) else question
     stripped = stripped[:1].upper() + stripped[1:] if stripped and not _is_cjk(language) else stripped
     if not stripped.rstrip().endswith(("?", "？", "؟")):
-        stripped += "？" if _is_cjk(language) else "?"
+        stripped += "？" if _is_cjk(language) else " ?" if language == "fr" else "?"
     return ABOUT.get(language, ABOUT["en"]).format(subject=subject, question=stripped)
 
 
@@ -383,6 +383,7 @@ def names_for(retriever) -> ReportNames:
 # --------------------------------------------------------------------------------------------------
 # Conversation files: {"id", "turns": [{"question"}, …]} lines, for batches and the eval
 
+HISTORY_TURNS = 6  # turns a conversation keeps: resolving reads the last one; the rest are for display
 GROUPS = {True: "follow-up", False: "switch"}  # eval groups of a last turn, by its ``needs_context``
 
 

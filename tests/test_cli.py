@@ -238,3 +238,67 @@ def test_python_dash_m_rag_search_json(tmp_path):
     check_search_row(row, KAROT_QUESTION, 3)
     assert row["results"][0]["chunk_id"] == KAROT_CHUNK
     assert "Traceback" not in proc.stderr
+
+
+# --- conversations ----------------------------------------------------------------------------------
+
+KAROT_FR = "Quand la centrale hydroélectrique de Karot est-elle entrée en service ?"
+KAROT_FOLLOW_UP = "Et quelle est sa puissance installée ?"
+
+
+def conversation_file(tmp_path: Path) -> Path:
+    path = tmp_path / "conversations.jsonl"
+    lines = [
+        {"id": "c1", "turns": [{"question": KAROT_FR}, {"question": KAROT_FOLLOW_UP}]},
+        {"id": "s1", "question": RAILWAY_QUESTION},
+        {"id": "bad", "turns": [{"text": "no question here"}]},
+    ]
+    path.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_search_batch_conversation_lines(capsys, tmp_path):
+    rc, out, _ = cli(capsys, "search", "--batch", str(conversation_file(tmp_path)), "-k", "3", "--json")
+    assert rc == 0
+    conversation, single, bad = [json.loads(line) for line in out.splitlines()]
+    check_search_row(conversation, KAROT_FOLLOW_UP, 3)  # the last turn, in the usual shape
+    assert conversation["id"] == "c1" and "Karot" in conversation["standalone"]
+    assert conversation["results"][0]["chunk_id"] == KAROT_CHUNK
+    assert conversation["turns"] == [{"question": KAROT_FR, "standalone": KAROT_FR}]
+    check_search_row(single, RAILWAY_QUESTION, 3)
+    assert bad["id"] == "bad" and bad["line"] == 3 and '"question"' in bad["error"]
+
+
+def test_ask_batch_conversation_lines(capsys, tmp_path):
+    rc, out, _ = cli(capsys, "ask", "--batch", str(conversation_file(tmp_path)), "--json", "--generator", "extractive")
+    assert rc == 0
+    conversation, single, bad = [json.loads(line) for line in out.splitlines()]
+    assert conversation["question"] == KAROT_FOLLOW_UP and conversation["language"] == "fr"
+    assert "Karot" in conversation["standalone"] and not conversation["refused"]
+    assert "720,000" in conversation["answer"]  # the capacity, from the passage the first turn cited
+    assert conversation["citations"][0]["chunk_id"] == KAROT_CHUNK
+    [first] = conversation["turns"]
+    assert first["question"] == first["standalone"] == KAROT_FR and "2022" in first["answer"]
+    assert single["standalone"] == single["question"] == RAILWAY_QUESTION
+    assert "error" in bad
+
+
+def test_chat_through_stdin(tmp_path):
+    """`rag chat` as a user drives it: a question, a follow-up, /sources, /new, a command typo, Ctrl-D."""
+    script = "\n".join(["When was the Karot Hydropower Station put into operation?",
+                        "And what is its installed capacity?", "/sources", "/new", "/oops",
+                        "蒙内铁路全长多少公里？"]) + "\n"
+    done = subprocess.run([rag_executable(), "chat", "--generator", "extractive"], input=script, cwd=tmp_path,
+                          capture_output=True, text=True, encoding="utf-8", timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert out.count("Understood as:") == 1  # only the follow-up was rewritten
+    understood = next(line for line in out.splitlines() if line.startswith("Understood as:"))
+    assert "Karot" in understood
+    assert "June 2022" in out and "720,000" in out and "471" in out
+    assert f"({KAROT_CHUNK}, verified)" in out  # citations listed after each answer
+    assert "(new conversation)" in out and "unknown command /oops" in out
+    sources = out.split("720,000", 1)[1]
+    assert "卡洛特水电站" in sources and "During construction" in sources  # /sources shows whole passages
+    assert "Ctrl-D" in done.stderr and "Traceback" not in done.stderr
