@@ -15,7 +15,8 @@ import streamlit as st
 
 from rag import config
 from rag import conversation as conv
-from rag.cli import KNOWN_ERRORS, plain_error, quiet_libraries
+from rag.errors import KNOWN_ERRORS, plain_error
+from rag.logs import quiet_libraries
 from rag.prompts import LANGUAGE_NAMES
 from rag.questions import QuestionError, clean_question
 
@@ -129,6 +130,7 @@ def build_with_progress(settings: config.Settings) -> dict | None:
 def init_state(base: config.Settings) -> None:
     state = st.session_state
     state.setdefault("turns", [])
+    state.setdefault("history", [])  # rag.followup.HistoryTurn: what a follow-up may refer back to
     defaults = {"top_k": base.top_k, "language": "auto", "search_only": False, "backend": "local",
                 "hf_model": "", "openai_url": "http://localhost:8000/v1", "openai_model": "",
                 "embedder": base.embedder}
@@ -191,6 +193,7 @@ def draw_sidebar(manifest: dict | None, active: config.Settings, problem: str) -
         if st.button("New conversation", icon=":material/delete_sweep:", width="stretch",
                      disabled=not st.session_state.turns):
             st.session_state.turns = []
+            st.session_state.history = []
             st.rerun()
     return options
 
@@ -220,7 +223,22 @@ def draw_passage(turn_index: int, p: conv.Passage) -> None:
             st.markdown(conv.highlight_markdown(p.en, p.span_en) if p.en else "*(no English for this passage)*")
 
 
+def draw_understood(turn_index: int, turn: conv.Turn) -> None:
+    """Under a follow-up: how it was understood, and a button to ask it again without the conversation."""
+    if not conv.understood(turn):
+        return
+    st.caption(conv.escape_markdown(conv.understood(turn)))
+    st.button(conv.ask_as_new_label(turn), key=f"ask-new-{turn_index}", icon=":material/restart_alt:",
+              on_click=ask_again, args=(turn.question,))
+
+
+def ask_again(question: str) -> None:
+    """Button callback: the next run asks ``question`` without the conversation before it."""
+    st.session_state["fresh_question"] = question
+
+
 def draw_body(turn_index: int, turn: conv.Turn) -> None:
+    draw_understood(turn_index, turn)
     for level, text in turn.notices:
         (st.warning if level == "warning" else st.info)(conv.escape_markdown(text))
     if turn.error:
@@ -271,18 +289,24 @@ def chunks_by_id(pipeline) -> dict:
     return {chunk.id: chunk for chunk in pipeline.retriever.chunks}
 
 
-def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, status, body) -> None:
+def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, status, body, history=()) -> None:
+    from rag import followup
+
     clock = conv.StageClock()
     if options["search_only"]:
         clock.start("searching")
-        result = pipeline.retriever.search(question, options["k"])
+        resolution = followup.resolve(question, history, followup.names_for(pipeline.retriever))
+        turn.standalone = resolution.standalone
+        result = pipeline.retriever.search(resolution.standalone, options["k"])
         turn.passages = conv.search_passages(result, pipeline.retriever.index.sentences, pipeline.retriever.chunks)
         turn.stages = clock.finish()
+        cited = tuple(h.chunk.id for h in result.hits[:1])  # a search has no citations: its top passage
+        remember(followup.HistoryTurn(question, resolution.standalone, "", cited, resolution.subject), history)
         return
     text, answer = "", None
     language = None if options["language"] == "auto" else options["language"]
-    for kind, payload in pipeline.stream(question, generator=options["generator"], k=options["k"],
-                                         language=language):
+    for kind, payload in pipeline.stream(question, history=history, generator=options["generator"],
+                                         k=options["k"], language=language):
         ended, started = clock.observe(kind, payload)
         if ended:
             draw_stage_lines([ended], status)  # (not `with status:`, whose exit marks it complete)
@@ -297,13 +321,24 @@ def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, status
             body.markdown(conv.escape_markdown(text) + " ▌")
         elif kind == "answer":
             answer = payload
+        elif kind == "standalone":
+            turn.standalone = payload
     turn.stages = clock.finish()
     turn.answer = answer
+    remember(followup.history_turn(answer, history, followup.names_for(pipeline.retriever)), history)
     cards = conv.closest_passages if answer.refused else conv.citation_passages
     turn.passages = cards(answer, chunks_by_id(pipeline))
 
 
-def ask(question: str, options: dict, settings: config.Settings) -> None:
+def remember(entry, history) -> None:
+    """This session's conversation: the earlier turns plus this one, the last few only."""
+    from rag.followup import HISTORY_TURNS
+
+    st.session_state.history = [*history, entry][-HISTORY_TURNS:]
+
+
+def ask(question: str, options: dict, settings: config.Settings, fresh: bool = False) -> None:
+    """Ask in the conversation, or, ``fresh``, as a new question that starts a new one."""
     turns = st.session_state.turns
     turn_index = len(turns)
     turn = conv.Turn(question, mode="search" if options["search_only"] else "answer")
@@ -326,7 +361,8 @@ def ask(question: str, options: dict, settings: config.Settings) -> None:
                 pipeline = pipeline_for(settings)  # loads once per server, with its own spinner
                 status = st.status(conv.STAGE_LABELS["searching"], expanded=True)
                 body = st.empty()
-                run_pipeline(turn, pipeline, cleaned, options, status, body)
+                run_pipeline(turn, pipeline, cleaned, options, status, body,
+                             history=[] if fresh else list(st.session_state.history))
             except KNOWN_ERRORS as error:
                 log.warning("question failed: %s", error)
                 turn.error = plain_error(error)
@@ -382,7 +418,11 @@ def main() -> None:
             clicked = draw_empty_state()
     question = st.chat_input("Ask about the report, in any language…")
     question = clicked if clicked is not None else question
-    if question is not None:
+    fresh = st.session_state.pop("fresh_question", None)
+    if fresh is not None:
+        intro.empty()
+        ask(fresh, options, active, fresh=True)
+    elif question is not None:
         intro.empty()
         ask(question, options, active)
     turns = st.session_state.turns

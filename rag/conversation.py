@@ -187,6 +187,28 @@ class Turn:
     notices: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (info|warning, text)
     error: str = ""
     error_level: str = "error"  # error | warning
+    standalone: str = ""  # the question as searched and answered, when a follow-up was resolved
+
+
+# "Understood as" and "ask as a new question", in the asker's language.
+UNDERSTOOD_AS = {"zh": "理解为：", "en": "Understood as: ", "fr": "Compris comme : ", "es": "Entendido como: ",
+                 "de": "Verstanden als: ", "ru": "Понято как: ", "ja": "次のように解釈しました：",
+                 "ar": "فُهم على أنه: "}
+ASK_AS_NEW = {"zh": "作为新问题提问", "en": "Ask as a new question", "fr": "Poser comme une nouvelle question",
+              "es": "Preguntar como una pregunta nueva", "de": "Als neue Frage stellen",
+              "ru": "Задать как новый вопрос", "ja": "新しい質問として聞く", "ar": "اطرحه كسؤال جديد"}
+
+
+def understood(turn: Turn) -> str:
+    """How a follow-up was understood, in the asker's language ('' when it was asked as it stands)."""
+    if not turn.standalone or " ".join(turn.standalone.split()) == " ".join(turn.question.split()):
+        return ""
+    language = getattr(turn.answer, "language", "") or "en"
+    return UNDERSTOOD_AS.get(language, UNDERSTOOD_AS["en"]) + turn.standalone
+
+
+def ask_as_new_label(turn: Turn) -> str:
+    return ASK_AS_NEW.get(getattr(turn.answer, "language", "") or "en", ASK_AS_NEW["en"])
 
 
 def _section_en(chunk) -> str:
@@ -436,6 +458,8 @@ def conversation_markdown(turns: Sequence[Turn], now: datetime.datetime | None =
            f"({ENGLISH_NOTE[len('English: '):]}).", ""]
     for number, turn in enumerate(turns, start=1):
         out += [f"## {number}. {' '.join(turn.question.split())}", ""]
+        if understood(turn):
+            out += [f"*{understood(turn)}*", ""]
         if turn.error:
             out += [f"*Not answered: {turn.error}*", ""]
             continue

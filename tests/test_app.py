@@ -107,6 +107,63 @@ def test_english_question_and_follow_up_keep_history(app):
     assert len(app.chat_message) == 4
 
 
+KAROT_QUESTION = "When was the Karot Hydropower Station put into operation?"
+FOLLOW_UP = "And what is its installed capacity?"
+
+
+def test_follow_up_is_understood_in_context_and_can_be_asked_anew(app):
+    ask(app, KAROT_QUESTION)
+    assert not conv.understood(last_turn(app))  # a first question is asked as it stands
+    ask(app, FOLLOW_UP)
+    turn = last_turn(app)
+    assert "Karot" in turn.standalone and "720,000" in turn.answer.answer
+    assert conv.escape_markdown(f"Understood as: {turn.standalone}") in texts(app)
+    assert [h.question for h in app.session_state["history"]] == [KAROT_QUESTION, FOLLOW_UP]
+    app.button(key="ask-new-1").click().run()  # "Ask as a new question": rerun it without the context
+    assert not app.exception
+    again = last_turn(app)
+    assert len(app.session_state["turns"]) == 3 and again.question == FOLLOW_UP
+    assert again.standalone == FOLLOW_UP and not conv.understood(again)
+    assert [h.question for h in app.session_state["history"]] == [FOLLOW_UP]  # a new conversation from here
+    markdown = conv.conversation_markdown(app.session_state["turns"])
+    assert f"*Understood as: {turn.standalone}*" in markdown
+    app.button[[b.label for b in app.button].index("New conversation")].click().run()
+    assert app.session_state["turns"] == [] and app.session_state["history"] == []
+
+
+def test_follow_up_in_the_askers_language(app):
+    ask(app, "Quand la centrale hydroélectrique de Karot est-elle entrée en service ?")
+    ask(app, "Et quelle est sa puissance installée ?")
+    turn = last_turn(app)
+    assert conv.understood(turn).startswith("Compris comme : À propos de") and "Karot" in turn.standalone
+    assert [b.label for b in app.button if b.key == "ask-new-1"] == [conv.ASK_AS_NEW["fr"]]
+
+
+def test_five_sessions_keep_their_own_conversations(monkeypatch):
+    """Five sessions on one server's cached pipeline, asked in turn (AppTest is not thread-safe): each
+    follow-up is resolved against its own session's conversation only."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("RAG_GENERATOR", "extractive")
+    subjects = {"Karot": "When was the Karot Hydropower Station put into operation?",
+                "Mozura": "When was the Mozura Wind Farm in Montenegro completed?",
+                "Jujuy": "What is special about the Jujuy solar power plant in Argentina?",
+                "Cuu An": "Where is the Cuu An Wind Farm?",
+                "Dubai": "How many households will the Dubai CSP-PV hybrid project supply?"}
+    sessions = {name: AppTest.from_file(APP, default_timeout=TIMEOUT_S) for name in subjects}
+    for name, at in sessions.items():
+        at.run()
+        ask(at, subjects[name])
+    for at in sessions.values():
+        ask(at, "And what is its installed capacity?")
+    for name, at in sessions.items():
+        turns = at.session_state["turns"]
+        assert len(turns) == 2 and len(at.session_state["history"]) == 2
+        standalone = turns[-1].standalone
+        assert name in standalone or name.lower() in standalone.lower(), (name, standalone)
+        assert not any(other in standalone for other in subjects if other != name), standalone
+
+
 def test_answer_language_can_be_chosen(app):
     app.selectbox(key="language").set_value("en").run()
     ask(app, ZH_QUESTION)
@@ -415,6 +472,8 @@ def test_conversation_markdown_export():
     assert "Closest passages:" in text and "> 最近的段落。" in text and "> English: Closest." in text
     assert "\n\n\n" not in text and text.endswith("\n")
     assert conv.conversation_markdown([]).count("##") == 0
+    follow_up = conv.Turn("它有多长？", answer=answer, standalone="蒙内铁路有多长？")
+    assert "## 1. 它有多长？\n\n*理解为：蒙内铁路有多长？*" in conv.conversation_markdown([follow_up])
 
 
 def test_search_passages_highlight_the_best_sentence():
