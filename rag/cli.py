@@ -152,10 +152,21 @@ def cmd_eval(args, settings: config.Settings) -> int:
     from rag import evaluation
     from rag.retrieval import Retriever
 
-    path = Path(args.qa)
+    default = config.DEV_QA_FILE.parent / "broad_dev.jsonl" if args.broad else config.DEV_QA_FILE
+    path = Path(args.qa) if args.qa else default
     if not path.exists():
         raise UserError(f"no question file at {path}")
     questions = evaluation.read_questions(path)
+    if args.broad or (questions and all("items" in q and "kind" in q for q in questions)):
+        from rag.answer import Pipeline
+
+        report = evaluation.evaluate_broad(Pipeline(settings, progress=True), questions, args.generator,
+                                           progress=not args.json)
+        if args.json:
+            _print_json(report)
+        else:
+            print(evaluation.format_broad_report(report))
+        return 0
     if args.refusals:
         from rag.answer import Pipeline
 
@@ -346,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(handler=cmd_chat)
 
     evaluate = commands.add_parser("eval", help="measure retrieval on questions with evidence sentences")
-    evaluate.add_argument("--qa", default=str(config.DEV_QA_FILE), help="JSONL with question, lang, evidence")
+    evaluate.add_argument("--qa", help="JSONL with question, lang, evidence (default: the development set)")
+    evaluate.add_argument("--broad", action="store_true",
+                          help="overview / list / compare answers on broad_dev.jsonl (or --qa with items)")
     evaluate.add_argument("-k", type=positive_int, default=10, help="results per question (default 10)")
     evaluate.add_argument("--compare", action="store_true", help="dense / BM25 / hybrid and every embedder")
     evaluate.add_argument("--answers", action="store_true", help="evaluate whole answers instead of retrieval")

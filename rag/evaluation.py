@@ -240,3 +240,84 @@ def format_refusal_curve(curve: list[dict], chosen: float) -> str:
         cells = [f"{point[k]:.2f}" if point[k] is not None else "-" for k in ("refused_unanswerable", "refused_answerable")]
         lines.append(f"{point['threshold']:>9.3f}  {cells[0]:>20}  {cells[1]:>19}{mark}")
     return "\n".join(lines)
+
+
+# ---- broad questions (overview / list / compare): items named, recall, citations that hold them ----------
+
+MARKER_RE = re.compile(r"\[(\d+)\]")
+
+
+def item_names(item: dict) -> list[str]:
+    return [item["name"], *item.get("aliases", [])]
+
+
+def named_lines(answer: str, item: dict) -> list[str]:
+    """The answer's lines that name the item (its name or an alias, compared after normalisation)."""
+    return [line for line in answer.splitlines() if gold_in_answer(line, item_names(item))]
+
+
+def cited_holder(lines: list[str], item: dict, citations: list) -> bool:
+    """Whether a passage cited on a line naming the item holds it: its evidence sentence, or a name of it
+    in the cited chunk (either language) or in the chunk's section titles."""
+    by_marker = {c.marker: c for c in citations}
+    for line in lines:
+        for marker in MARKER_RE.findall(line):
+            citation = by_marker.get(int(marker))
+            if citation is None:
+                continue
+            if item.get("evidence") and normalise(item["evidence"]) in normalise(citation.zh):
+                return True
+            if gold_in_answer(f"{citation.section}\n{citation.zh}\n{citation.en}", item_names(item)):
+                return True
+    return False
+
+
+def evaluate_broad(pipeline, questions: list[dict], generator: str | None = None, progress: bool = False) -> dict:
+    """Per kind: share of answers naming at least ``min_items``, item recall, named items whose citation
+    holds them, latency; and how often the question kind was recognised."""
+    from tqdm import tqdm
+
+    from rag.broad import classify
+
+    rows = []
+    for question in tqdm(questions, disable=not progress, desc="answering", unit="question"):
+        answer = pipeline.ask(question["question"], generator=generator)
+        named = {i: named_lines(answer.answer, item) for i, item in enumerate(question["items"])}
+        named = {i: lines for i, lines in named.items() if lines}
+        held = sum(cited_holder(lines, question["items"][i], answer.citations) for i, lines in named.items())
+        rows.append({"id": question.get("id"), "lang": question.get("lang", "?"), "kind": question["kind"],
+                     "classified": classify(question["question"]), "outcome": answer.outcome,
+                     "items": len(question["items"]), "min_items": question["min_items"], "named": len(named),
+                     "held": held, "passed": len(named) >= question["min_items"],
+                     "total_ms": answer.timings["total_ms"], "answer": answer.answer})
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups["all"].append(row)
+        groups[row["kind"]].append(row)
+    return {"generator": generator or pipeline.settings.generator,
+            "groups": {g: _broad_metrics(r) for g, r in groups.items()}, "rows": rows}
+
+
+def _broad_metrics(rows: list[dict]) -> dict:
+    named = sum(r["named"] for r in rows)
+    totals = [r["total_ms"] for r in rows]
+    return {"n": len(rows), "kind_recognised": sum(r["classified"] == r["kind"] for r in rows) / len(rows),
+            "passed": sum(r["passed"] for r in rows) / len(rows),
+            "item_recall": sum(r["named"] / r["items"] for r in rows) / len(rows),
+            "cited_held": sum(r["held"] for r in rows) / named if named else None,
+            "total_p50_ms": float(np.percentile(totals, 50)), "total_max_ms": float(max(totals))}
+
+
+def format_broad_report(report: dict) -> str:
+    columns = ("kind_recognised", "passed", "item_recall", "cited_held", "total_p50_ms", "total_max_ms")
+    lines = [f"broad answers with generator {report['generator']}",
+             f"{'kind':<10}{'n':>4}" + "".join(f"{c:>16}" for c in columns)]
+    for group, m in report["groups"].items():
+        cells = "".join(f"{'-':>16}" if m[c] is None else f"{m[c]:>16.0f}" if c.endswith("_ms") else f"{m[c]:>16.2f}"
+                        for c in columns)
+        lines.append(f"{group:<10}{m['n']:>4}{cells}")
+    for row in report["rows"]:
+        mark = "ok  " if row["passed"] else "MISS"
+        lines.append(f"  {mark} {row['id']} [{row['lang']} {row['kind']}] named {row['named']}/{row['items']} "
+                     f"(min {row['min_items']}), cited {row['held']}/{row['named']}, {row['total_ms']:.0f} ms")
+    return "\n".join(lines)

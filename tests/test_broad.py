@@ -70,3 +70,107 @@ def test_dev_sets_measured():
     for name in ("qa_dev.jsonl", "refuse_dev.jsonl", "multihop_dev.jsonl"):
         questions = read_questions(EVAL_DIR / name)
         assert questions and [q["question"] for q in questions if classify(q["question"]) != SINGLE] == []
+
+
+# ---- answers: lists, overviews, comparisons through the pipeline (no model) ------------------------------
+
+import re  # noqa: E402
+
+from rag.evaluation import cited_holder, named_lines  # noqa: E402
+
+MARKER_RE = re.compile(r"\[(\d+)\]")
+
+
+@pytest.fixture(scope="module")
+def pipeline(settings):
+    from rag.answer import Pipeline
+
+    return Pipeline(settings)
+
+
+def ask(pipeline, question: str):
+    return pipeline.ask(question, generator="extractive")
+
+
+def quoted_and_cited(answer) -> bool:
+    """Every marker points at a citation, and the sentence each line quotes is that citation's sentence."""
+    by_marker = {c.marker: c for c in answer.citations}
+    for line in answer.answer.splitlines():
+        for marker in map(int, MARKER_RE.findall(line)):
+            citation = by_marker[marker]
+            if citation.sentence_zh not in citation.zh[citation.span[0]:citation.span[1]]:
+                return False
+    return all(c.supported for c in answer.citations)
+
+
+def test_list_of_a_years_events_counts_first_and_cites_the_annex(pipeline):
+    answer = ask(pipeline, "What happened in 2019 according to the chronology?")
+    events = [line for line in answer.answer.splitlines() if re.match(r"\d+\. ", line)]
+    assert answer.outcome == LIST and answer.answer.startswith(f"The report names {len(events)}:")
+    assert len(events) == 8  # the annex's 2019 heading has eight entries
+    assert all(MARKER_RE.search(line) for line in events)
+    assert {p[:8] for c in answer.citations for p in c.passage_ids} == {"p-a-2019"}
+    assert quoted_and_cited(answer)
+
+
+def test_list_by_country_in_another_language(pipeline):
+    answer = ask(pipeline, "¿Qué proyectos describe el informe en Kenia?")
+    assert answer.outcome == LIST and "Mombasa" in answer.answer and "蒙内铁路" in answer.answer
+    assert all("肯尼亚" in c.sentence_zh for c in answer.citations)
+    assert quoted_and_cited(answer)
+
+
+def test_overview_of_a_topic_has_a_line_then_cited_bullets(pipeline):
+    answer = ask(pipeline, "请总结报告关于绿色金融的论述。")
+    lines = answer.answer.splitlines()
+    assert answer.outcome == OVERVIEW and "绿色金融" in lines[0]
+    bullets = [line for line in lines[1:] if line.startswith("- ")]
+    assert 3 <= len(bullets) <= 7 and all(MARKER_RE.search(b) for b in bullets)
+    assert all(c.passage_ids[0].startswith("p-1-5-") for c in answer.citations)
+    assert quoted_and_cited(answer)
+
+
+def test_overview_of_the_whole_report_lists_its_parts(pipeline):
+    answer = ask(pipeline, "这份报告的主要内容是什么？")
+    assert answer.outcome == OVERVIEW
+    for part in ("前言", "发展成效", "发展启示", "发展展望", "大事记"):
+        assert part in answer.answer
+    assert "第十四个五年规划" not in answer.answer  # a document the report cites is not its content
+
+
+def test_compare_computes_the_ratio_from_cited_values(pipeline):
+    answer = ask(pipeline, "Compare the Karot hydropower station and the Jujuy solar plant: how much standard coal "
+                           "does each save per year?")
+    assert answer.outcome == COMPARE
+    computed = [line for line in answer.answer.splitlines() if line.startswith("→")]
+    assert computed and "1,400,000 t" in computed[0] and "202,000 t" in computed[0] and "6.9 times" in computed[0]
+    assert computed[0].index("Karot") < computed[0].index("Jujuy")  # the larger first
+    assert quoted_and_cited(answer)
+
+
+def test_named_items_are_cited_by_passages_that_hold_them(pipeline):
+    answer = ask(pipeline, "Which projects in Vietnam does the report describe?")
+    item = {"name": "九安风电项目", "aliases": ["Cuu An"], "evidence": "九安风电项目位于越南嘉莱省九安乡"}
+    lines = named_lines(answer.answer, item)
+    assert lines and cited_holder(lines, item, answer.citations)
+
+
+def test_broad_question_naming_nothing_takes_the_ordinary_path(pipeline):
+    answer = ask(pipeline, "Which ones are the most delicious cakes in Paris?")
+    assert answer.outcome not in (LIST, OVERVIEW, COMPARE)
+
+
+def test_single_fact_questions_keep_the_ordinary_path(pipeline):
+    answer = ask(pipeline, "How many large wildlife passages were designed along the Mombasa–Nairobi Railway?")
+    assert answer.outcome not in (LIST, OVERVIEW, COMPARE)
+
+
+def test_broad_answers_are_fast(pipeline):
+    import time
+
+    for question in ("报告提到了哪些在非洲的项目？", "What does the report recommend for the future?",
+                     "Vergleichen Sie die Green Investment Principles und die International Platform on "
+                     "Sustainable Finance."):
+        start = time.perf_counter()
+        ask(pipeline, question)
+        assert time.perf_counter() - start < 5
