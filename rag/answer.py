@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 
+from rag import arithmetic, units
 from rag import citations as cite
 from rag import config, prompts
 from rag.evidence import Evidence, EvidenceSelection, EvidenceSelector
@@ -21,6 +22,11 @@ from rag.retrieval import Retriever
 log = logging.getLogger(__name__)
 EXTRACTIVE = "extractive"
 QUOTE_LANGUAGE = {"zh": "zh", "ja": "zh"}  # other languages read the English edition
+# Every answer is exactly one of these; the last two are refusals (``Answer.refused``).
+ANSWERED, COMPUTED, QUOTED, NOT_IN_REPORT, OUT_OF_SCOPE = (
+    "answered", "computed", "quoted", "not_in_report", "out_of_scope")
+OUTCOMES = (ANSWERED, COMPUTED, QUOTED, NOT_IN_REPORT, OUT_OF_SCOPE)
+MAX_QUOTED = 2  # a quoted answer is the one or two sentences that hold the answer; the card has the rest
 
 
 @dataclasses.dataclass
@@ -34,7 +40,8 @@ class Citation:
     sentence_zh: str
     sentence_en: str
     span: tuple[int, int]  # the supporting sentence inside ``zh``, for highlighting
-    supported: bool = False
+    supported: bool = False  # this passage was checked to support the claim it is cited for
+    section_en: str = ""
 
 
 @dataclasses.dataclass
@@ -50,6 +57,8 @@ class Answer:
     closest: list[dict] = dataclasses.field(default_factory=list)  # passages offered with a refusal
     note: str = ""  # why the answer is extractive, when it is
     standalone: str = ""  # the question as searched and answered: a follow-up resolved (rag/followup.py)
+    outcome: str = ANSWERED  # one of OUTCOMES
+    working: str = ""  # for a computed answer: the computation, e.g. "22.6 亿吨 − 5.73 亿吨 = 16.87 亿吨"
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -58,7 +67,8 @@ class Answer:
 def _citation(marker: int, evidence: Evidence) -> Citation:
     chunk, sentence = evidence.chunk, evidence.sentence
     return Citation(marker, chunk.id, list(chunk.passage_ids), chunk.section, chunk.zh, chunk.en,
-                    sentence.zh, sentence.en, sentence.span)
+                    sentence.zh, sentence.en, sentence.span,
+                    section_en=" > ".join(chunk.section_en) if chunk.section_en else "")
 
 
 def _quote(citation: Citation, language: str) -> str:
@@ -103,17 +113,32 @@ class Pipeline:
                            language: str | None = None) -> Iterator[tuple[str, object]]:
         start = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
+        from rag.broad import SINGLE, classify  # overviews, lists, comparisons: rag/broad_answers.py
+        from rag.broad_answers import broad_events
+
+        if (kind := classify(question)) != SINGLE and (events := broad_events(self, question, kind, language, start)):
+            yield from events
+            return
         yield "stage", "searching"
         result = self.retriever.search(question, k or self.settings.top_k)
+        timings = {"search_ms": _ms(start)}
         yield "stage", "reading"
         selection = self.selector.select(result)
         language = language or result.language
-        citations = [_citation(i, e) for i, e in enumerate(selection.sentences, start=1)]
-        timings = {"retrieve_ms": _ms(start)}
-        yield "evidence", citations
         spec = generator or self.settings.generator
-        if not self.answerable(selection):
-            yield "answer", self._refusal(question, language, result, spec, timings, start)
+        timings["retrieve_ms"] = _ms(start)
+        if self.out_of_scope(question, result):
+            yield "evidence", []
+            yield "answer", self._refusal(question, language, selection, [], spec, timings, start, OUT_OF_SCOPE)
+            return
+        citations = [_citation(i, e) for i, e in enumerate(selection.sentences, start=1)]
+        yield "evidence", citations
+        operation = arithmetic.operation(question)
+        if operation and (computed := self._computed(operation, question, language, selection, timings, start)):
+            yield "answer", computed
+            return
+        if not self.answerable(selection) or not selection.holds_asked:
+            yield "answer", self._refusal(question, language, selection, result.hits, spec, timings, start)
             return
         yield "stage", "writing"
         answer = yield from self._phrase(question, language, selection, citations, spec, timings, start)
@@ -122,17 +147,70 @@ class Pipeline:
     def answerable(self, selection: EvidenceSelection) -> bool:
         return selection.answerable(self.settings.refusal_threshold, self.settings.refusal_threshold_meaning_only)
 
-    def _refusal(self, question, language, result, spec, timings, start) -> Answer:
-        closest = [{"chunk_id": h.chunk.id, "section": h.chunk.section, "zh": h.chunk.zh, "en": h.chunk.en}
-                   for h in result.hits[:3]]
+    def out_of_scope(self, question: str, result) -> bool:
+        """Not about the report: nothing to read (only punctuation or emoji), or no sentence of the report
+        comes near it in meaning ("What is the capital of France?"; calibrated in docs/evaluation.md)."""
+        if not any(ch.isalnum() for ch in question):
+            return True
+        scores = result.sentence_scores
+        return scores is not None and len(scores) > 0 and float(scores.max()) < self.settings.scope_min_similarity
+
+    def _refusal(self, question, language, selection, hits, spec, timings, start, outcome=NOT_IN_REPORT,
+                 note="") -> Answer:
+        """Not in the report (naming what was asked, the closest passages offered as context, no badge),
+        or out of scope (what the assistant is for, no passages)."""
+        closest = [{"chunk_id": h.chunk.id, "passage_ids": list(h.chunk.passage_ids), "section": h.chunk.section,
+                    "zh": h.chunk.zh, "en": h.chunk.en} for h in hits[:3]]
+        if outcome == OUT_OF_SCOPE:
+            text = prompts.localized(prompts.OUT_OF_SCOPE, language)
+        else:
+            phrases = prompts.localized(prompts.ASKED_PHRASES, language)
+            text = prompts.localized(prompts.REFUSALS, language).format(
+                asked=phrases.get(selection.asked.kind, phrases[None]), question=question.rstrip("?？ "))
         timings["total_ms"] = _ms(start)
-        return Answer(question, language, prompts.localized(prompts.REFUSALS, language), True, [], spec,
-                      timings, closest=closest)
+        return Answer(question, language, text, True, [], spec, timings, closest=closest, note=note, outcome=outcome)
+
+    def _computed(self, operation, question, language, selection, timings, start) -> Answer | None:
+        """Two facts found and combined by code (rag/arithmetic.py), both cited; None when either is missing."""
+        ranked = [(e.position, e.sentence.zh, e.sentence.en, e.chunk.section_zh[-1]) for e in selection.ranked]
+        found = arithmetic.candidates(operation, ranked)
+        scorers = self._part_scorers(arithmetic.parts(question), found)
+        chosen = arithmetic.choose(operation, found, scorers,
+                                   frozenset(units.named_unit_kinds(question)), question)
+        result = arithmetic.compute(operation, *chosen, question, language) if chosen else None
+        if result is None:
+            return None
+        sentences = self.retriever.index.sentences
+        citations = [dataclasses.replace(_citation(i, Evidence(self.retriever.chunks[sentences[o.position].chunk],
+                                                               sentences[o.position].sentence, 0.0, 0)),
+                                         supported=True)
+                     for i, o in enumerate(result.operands, start=1)]
+        timings["total_ms"] = _ms(start)
+        label = prompts.localized(prompts.COMPUTED_LABELS, language)
+        return Answer(question, language, f"{label} {result.working} [1][2]", False, citations, "arithmetic", timings,
+                      quotes=[_quote(c, language) for c in citations], outcome=COMPUTED, working=result.working)
+
+    def _part_scorers(self, parts: list[str], found: list) -> list:
+        """For each part of a two-fact question, a rating of the i-th candidate value: the part against the
+        value's sentence and against the words around the value (what it is the value of), in meaning and
+        in keywords. Measured on multihop_dev: the sentence alone confuses values of one sentence, the
+        clause alone loses which event a date belongs to; together they pick 10 of 14 (see evaluation.md)."""
+        if not found:
+            return [lambda i: 0.0 for _ in parts]
+        embedder = self.retriever.embedder
+        queries = embedder.encode_queries(parts)
+        clause_meaning = queries @ embedder.encode_passages([c.clause for c in found]).T
+        positions = [c.operand.position for c in found]
+        sentence_meaning = [self.retriever.sentence_scores(queries[row:row + 1])[positions] for row in range(len(parts))]
+        coverage = [[self.selector.coverage(part, c.clause) for c in found] for part in parts]
+        return [lambda i, row=row: float(clause_meaning[row, i] + sentence_meaning[row][i]) / 2 + coverage[row][i]
+                for row in range(len(parts))]
 
     def _phrase(self, question, language, selection: EvidenceSelection, citations, spec, timings, start):
-        """Generator: yields ("token", …) events, returns the checked Answer (or the extractive one)."""
+        """Generator: yields ("token", …) events (and ("reset", None) before a retry), returns the checked
+        Answer, a quoted one, or — when the model finds no answer and the evidence agrees — a refusal."""
         if spec == EXTRACTIVE:
-            return self._extractive(question, language, citations, spec, timings, start, note="")
+            return self._quoted(question, language, selection, citations, spec, timings, start, note="")
         from rag.llm import GeneratorUnavailable, get_generator
 
         facts = "\n".join(f"[{c.marker}] {_quote(c, language)}" for c in citations)
@@ -142,27 +220,32 @@ class Pipeline:
         evidence = [text for c in citations for text in (c.sentence_zh, c.sentence_en) if text]
         context = "\n".join(f"{c.section}\n{c.zh}\n{c.en}" for c in citations)
         problems: list[str] = []
-        for _ in range(2):  # the first answer, then one retry with the failure named
+        for attempt in range(2):  # the first answer, then one retry with the failure named
             text = ""
+            if attempt:
+                yield "reset", None  # the live view drops the failed attempt's tokens
             try:
                 model = get_generator(spec, self.settings.cache_dir, timeout_s=self.settings.generator_timeout_s)
+                generate_start = time.perf_counter()
                 for piece in model.stream(messages, max_tokens=self.settings.max_answer_tokens):
                     timings.setdefault("first_token_ms", _ms(start))
                     text += piece
                     yield "token", piece
+                timings["generate_ms"] = timings.get("generate_ms", 0.0) + _ms(generate_start)
             except (GeneratorUnavailable, ValueError) as error:  # ValueError: a generator spec we cannot read
                 log.warning("generator unavailable: %s", error)
                 problems = [str(error)]
-                if isinstance(error, ValueError):
-                    break
-                continue
+                break  # a second call would wait for the same timeout again
             if prompts.NOT_FOUND in text:
-                # Refusals come from the calibrated evidence score; a small model's NOT_FOUND on evidence
-                # that passed it is more often wrong than right, so the reader gets the quote instead.
+                if selection.best_score < self.settings.refusal_threshold_not_found:
+                    return self._refusal(question, language, selection, [], spec, timings, start,
+                                         note="the model found no answer in the evidence, and its score agrees")
                 problems = ["the model found no answer in the evidence"]
                 break
+            check_start = time.perf_counter()
             check = cite.check_answer(text, evidence, language, self.retriever.embedder, self.retriever.glossary,
-                                      context, question)
+                                      context, question, selection.asked)
+            timings["check_ms"] = timings.get("check_ms", 0.0) + _ms(check_start)
             if check.ok:
                 return self._compose(question, language, text, citations, model.name, timings, start)
             problems = check.problems
@@ -170,8 +253,7 @@ class Pipeline:
             messages += [{"role": "assistant", "content": text},
                          {"role": "user", "content": prompts.RETRY.format(
                              problem="; ".join(problems), language_name=prompts.language_name(language))}]
-        return self._extractive(question, language, citations, spec, timings, start,
-                                note="; ".join(problems))
+        return self._quoted(question, language, selection, citations, spec, timings, start, note="; ".join(problems))
 
     def _compose(self, question, language, text, citations, generator, timings, start) -> Answer:
         """Attach markers to each answer sentence from the evidence that supports it."""
@@ -187,14 +269,29 @@ class Pipeline:
         return Answer(question, language, joiner.join(parts), False, kept, generator, timings,
                       quotes=[_quote(c, language) for c in kept])
 
-    def _extractive(self, question, language, citations, spec, timings, start, note) -> Answer:
-        """The evidence sentences themselves, quoted and cited: always true to the report."""
-        quoted = [dataclasses.replace(c, supported=True) for c in citations]
+    def _quoted(self, question, language, selection, citations, spec, timings, start, note) -> Answer:
+        """The one or two evidence sentences that hold the answer, quoted and cited, led by the asked value
+        in the asker's language when the quote states exactly one value of the asked kind."""
+        holding = [c for c, e in zip(citations, selection.sentences) if e.holds_asked] or citations
+        quoted = [dataclasses.replace(c, supported=True) for c in holding[:MAX_QUOTED]]
         body = " ".join(f"{_quote(c, language)}[{c.marker}]" for c in quoted)
+        label = prompts.localized(prompts.EXTRACTIVE_LABELS, language)
+        lead = _value_lead(selection, _quote(quoted[0], language), language) if quoted else ""
         timings["total_ms"] = _ms(start)
-        return Answer(question, language, f"{prompts.localized(prompts.EXTRACTIVE_LABELS, language)} {body}",
-                      False, quoted, EXTRACTIVE if spec == EXTRACTIVE else f"{EXTRACTIVE} (fallback from {spec})",
-                      timings, quotes=[_quote(c, language) for c in quoted], note=note)
+        return Answer(question, language, f"{lead}{label} {body}", False, quoted,
+                      EXTRACTIVE if spec == EXTRACTIVE else f"{EXTRACTIVE} (fallback from {spec})",
+                      timings, quotes=[_quote(c, language) for c in quoted], note=note, outcome=QUOTED)
+
+
+def _value_lead(selection: EvidenceSelection, quote: str, language: str) -> str:
+    """"Selon le rapport : 720 MW. " when the quote holds exactly one value of the asked kind, else ""."""
+    if selection.asked.kind is None:
+        return ""
+    values = [m for m in units.measures(quote) if selection.asked.held_by(m)]
+    if len({m.base for m in values}) != 1:
+        return ""
+    value = f"{values[0].quantity.text.strip()}{values[0].unit}"
+    return prompts.localized(prompts.VALUE_LEADS, language).format(value=value) + " "
 
 
 def _ms(start: float) -> float:

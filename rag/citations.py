@@ -2,7 +2,10 @@
 
 A small model misreads units (150万 → "150,000"), invents near-miss answers and drifts into another
 language, so every answer is checked before it is shown:
-- numbers: each quantity in the answer, value-normalised (rag/numbers.py), equals one in the evidence;
+- numbers: each quantity in the answer is stated by the evidence for the same thing: same value after
+  unit normalisation, same kind of quantity, the same counted noun (rag/units.py) — "157座隧道" is not
+  supported by "沉淀池 157 座"; and when the question asks a kind of value (a count, money, a date:
+  rag/asked.py), the answer gives one;
 - names: each glossary name in the answer (either language) occurs in the evidence (either language);
 - meaning: the answer is semantically close to the evidence (shared multilingual embedder) and, when
   written in Chinese or English, takes most of its content words from the evidence or the question;
@@ -18,14 +21,15 @@ import re
 
 import numpy as np
 
-from rag import numbers
+from rag import numbers, units
+from rag.asked import Asked
 from rag.glossary import QUOTES_RE, Term
+from rag.sentences import split_sentences
 from rag.language import HAN_RE, KANA_RE, detect_language
 
 SEMANTIC_MIN = 0.80  # e5 cosine of an answer with the evidence it restates (see docs/evaluation.md)
 GROUNDED_SHARE = 0.6  # share of a zh/en answer's content words that must occur in the facts or question
 MARKER_RE = re.compile(r"\s*\[\d+\]")
-ANSWER_SENTENCE_RE = re.compile(r"[^。！？.!?]+[。！？.!?]*")
 SCRIPT_RES = {
     "cyrillic": re.compile(r"[\u0400-\u04ff]"),
     "arabic": re.compile(r"[\u0600-\u06ff]"),
@@ -82,7 +86,7 @@ def unknown_names(answer: str, evidence: str, glossary: tuple[Term, ...]) -> lis
 
 
 def check_answer(answer: str, evidence: list[str], language: str, embedder, glossary: tuple[Term, ...],
-                 context: str = "", question: str = "") -> CheckResult:
+                 context: str = "", question: str = "", asked: Asked = Asked(None)) -> CheckResult:
     """All checks of the module docstring.
 
     ``evidence`` holds the cited sentences in both languages; numbers must come from them. ``context``
@@ -95,8 +99,10 @@ def check_answer(answer: str, evidence: list[str], language: str, embedder, glos
     problems = []
     if not text:
         problems.append("it is empty")
-    for quantity in numbers.unsupported_numbers(text, joined):
-        problems.append(f"the number {quantity.text!r} is not in the facts")
+    for measure in units.unsupported(text, evidence, nouns=language in ("zh", "en")):
+        problems.append(f"the number {measure.quantity.text!r} is not in the facts for what it counts")
+    if text and asked.kind is not None and not any(asked.held_by(m) for m in units.measures(text)):
+        problems.append("it does not give the value asked for")
     for name in unknown_names(text, "\n".join([joined, context, question]), glossary):
         problems.append(f"the name {name!r} is not in the facts")
     if (problem := script_problem(text, language)) is not None:
@@ -147,7 +153,7 @@ def answer_similarity(answer: str, evidence: list[str], embedder) -> float:
 
 
 def split_answer(answer: str) -> list[str]:
-    return [s.strip() for s in ANSWER_SENTENCE_RE.findall(strip_markers(answer)) if s.strip()]
+    return split_sentences(strip_markers(answer))
 
 
 def support_markers(answer_sentence: str, evidence_texts: list[str], embedder) -> list[int]:
@@ -160,5 +166,5 @@ def support_markers(answer_sentence: str, evidence_texts: list[str], embedder) -
     similarity = vectors[1:] @ vectors[0]
     best = float(similarity.max())
     chosen = [i + 1 for i, (text, score) in enumerate(zip(evidence_texts, similarity))
-              if score >= best - 0.02 and not numbers.unsupported_numbers(answer_sentence, text)]
+              if score >= best - 0.02 and not units.unsupported(answer_sentence, [text], nouns=False)]
     return chosen or [int(similarity.argmax()) + 1]

@@ -18,23 +18,12 @@ import dataclasses
 import math
 import re
 
-from rag import numbers
+from rag import units
+from rag.asked import Asked, asked as asked_of
 from rag.chunking import Chunk, Sentence
 from rag.glossary import expand_query
 from rag.retrieval import ZH_TOKEN_RE as ZH_WORD_RE, Retriever, SearchResult, tokenize_en
 
-# Words that ask for a quantity or a date, in the eight languages of our users.
-ASKS_NUMBER_RE = re.compile(
-    r"多少|几|多大|多高|多长|比例|百分|how (many|much|long|large|high)|what (percentage|share|number)|"
-    r"combien|quel(le)? (est le )?(montant|nombre|pourcentage)|cuánt|qué porcentaje|wie (viele|viel|hoch|groß)|"
-    r"сколько|каков[аоы]? (объ[её]м|доля|мощность)|كم|何(人|名|台|基|個|か所|パーセント)|どのくらい|いくら",
-    re.IGNORECASE,
-)
-ASKS_DATE_RE = re.compile(
-    r"何时|哪一?年|哪一?天|几月|什么时候|when|what (year|date|month)|which (year|month|date)|quand|quelle (année|date)|"
-    r"cuándo|en qué (año|fecha)|wann|in welchem jahr|когда|в каком году|متى|في أي عام|いつ|何年",
-    re.IGNORECASE,
-)
 # Question words and particles: rare in the report (so BM25 would weigh them high) but never the answer.
 ZH_QUESTION_WORDS = frozenset(
     "的 了 是 在 和 与 及 将 把 被 为 对 于 从 多少 什么 哪 哪些 哪个 哪一 哪一项 哪两个 何时 为什么 如何 怎样 怎么 "
@@ -51,6 +40,9 @@ class Evidence:
     sentence: Sentence
     score: float
     hit_rank: int  # rank of the chunk in the search results, 1-based
+    position: int = -1  # index of the sentence in the index's sentence list
+    words: float = 0.0  # the keyword part of the score: share of the question's words in its context
+    holds_asked: bool = True  # it states a value of the kind the question asks (rag/asked.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +50,13 @@ class EvidenceSelection:
     sentences: list[Evidence]
     best_score: float  # the calibrated answerability signal
     lexical: bool = True  # False when no word of the question can match the report (e.g. Arabic, Russian)
+    asked: Asked = Asked(None)
+    ranked: tuple[Evidence, ...] = ()  # every scored sentence of the retrieved chunks, best first
+
+    @property
+    def holds_asked(self) -> bool:
+        """A chosen sentence states a value of the asked kind (always true when none is asked)."""
+        return any(e.holds_asked for e in self.sentences)
 
     def answerable(self, threshold: float, threshold_meaning_only: float) -> bool:
         """Questions we cannot read word by word score no keyword part, so they get their own bar."""
@@ -95,6 +94,9 @@ class EvidenceSelector:
         for position, indexed in enumerate(retriever.index.sentences):
             self._by_chunk.setdefault(indexed.chunk, []).append(position)
         self._chunk_position = {c.id: i for i, c in enumerate(retriever.chunks)}
+        # What each sentence's numbers count, once per corpus (both languages: a count's noun is compared
+        # in the question's language).
+        self.measures = [units.measures(s.zh) + units.measures(s.en) for s in sentences]
 
     def _contexts(self, retriever: Retriever) -> tuple[list[set[str]], list[set[str]]]:
         """Per sentence: its own words plus its heading's and its paragraph's first sentence's."""
@@ -111,7 +113,14 @@ class EvidenceSelector:
             en_context.append(self._en_tokens[position] | self._en_tokens[lead] | heading_en)
         return zh_context, en_context
 
+    def coverage(self, question: str, text: str) -> float:
+        """The IDF-weighted share of the question's keywords (Chinese or English side) found in ``text``."""
+        zh = _idf_weights(keywords_zh(question), self._df_zh, len(self._zh_tokens))
+        en = _idf_weights(tokenize_en(question), self._df_en, len(self._en_tokens))
+        return max(_coverage(zh, set(keywords_zh(text))), _coverage(en, set(tokenize_en(text))))
+
     def select(self, result: SearchResult) -> EvidenceSelection:
+        """The 1–3 best sentences, the answerability score, and every scored sentence (best first)."""
         question = result.question
         zh_terms, en_terms = expand_query(question, self.retriever.glossary)
         # A side counts only when the question itself has words on it: the glossary expansion alone
@@ -119,7 +128,7 @@ class EvidenceSelector:
         zh_own, en_own = keywords_zh(question), tokenize_en(question)
         zh_weights = _idf_weights(zh_own + keywords_zh(" ".join(zh_terms)), self._df_zh, len(self._zh_tokens)) if zh_own else {}
         en_weights = _idf_weights(en_own + tokenize_en(" ".join(en_terms)), self._df_en, len(self._en_tokens)) if en_own else {}
-        asks_number, asks_date = bool(ASKS_NUMBER_RE.search(question)), bool(ASKS_DATE_RE.search(question))
+        wanted = asked_of(question)
         scored: list[Evidence] = []
         for rank, hit in enumerate(result.hits, start=1):
             for position in self._by_chunk.get(self._chunk_position[hit.chunk.id], []):
@@ -127,18 +136,18 @@ class EvidenceSelector:
                 meaning = float(result.sentence_scores[position]) if result.sentence_scores is not None else 0.0
                 words = max(_coverage(zh_weights, self._zh_context[position]),
                             _coverage(en_weights, self._en_context[position]))
-                kinds = {q.kind for q in numbers.extract_numbers(sentence.zh)}
-                kind_match = (asks_number and bool(kinds & {"number", "percent"})) or (
-                    asks_date and bool(kinds & {"year", "month", "date"}))
-                score = (WEIGHT_MEANING * meaning + WEIGHT_WORDS * words + WEIGHT_KIND * kind_match
+                holds = wanted.kind is not None and any(wanted.held_by(m) for m in self.measures[position])
+                score = (WEIGHT_MEANING * meaning + WEIGHT_WORDS * words + WEIGHT_KIND * holds
                          + WEIGHT_RANK / rank)
-                scored.append(Evidence(hit.chunk, sentence, score, rank))
+                scored.append(Evidence(hit.chunk, sentence, score, rank, position, words,
+                                       holds or wanted.kind is None))
         scored.sort(key=lambda e: -e.score)
         if not scored:
-            return EvidenceSelection([], 0.0)
+            return EvidenceSelection([], 0.0, asked=wanted)
         chosen = [scored[0]] + [e for e in scored[1:MAX_SENTENCES]
                                 if e.score >= scored[0].score * SECOND_SENTENCE_RATIO]
-        return EvidenceSelection(chosen, scored[0].score, lexical=bool(zh_weights or en_weights))
+        return EvidenceSelection(chosen, scored[0].score, lexical=bool(zh_weights or en_weights), asked=wanted,
+                                 ranked=tuple(scored))
 
 
 def _document_frequency(token_sets: list[set[str]]) -> dict[str, int]:

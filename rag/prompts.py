@@ -5,7 +5,7 @@ The system prompt never changes between questions, so llama.cpp reuses its evalu
 """
 from __future__ import annotations
 
-PROMPT_VERSION = 1
+PROMPT_VERSION = 2
 
 SYSTEM = (
     "You answer questions about the Green Silk Road Development Report (2023) using only the numbered "
@@ -27,16 +27,72 @@ LANGUAGE_NAMES = {
     "ru": "Russian", "ja": "Japanese", "ar": "Arabic",
 }
 
-# Shown when the report does not contain the answer ("The report does not say …").
+# Shown when the report does not contain the answer, naming what was asked ({asked}: a phrase of
+# ASKED_PHRASES) and the question itself; the closest passages follow, for context only.
 REFUSALS = {
-    "zh": "报告中没有关于这个问题的内容。以下是最接近的段落，供您参考。",
-    "en": "The report does not say. The closest passages are listed below for you to check.",
-    "fr": "Le rapport ne le dit pas. Les passages les plus proches sont listés ci-dessous.",
-    "es": "El informe no lo dice. Debajo están los pasajes más cercanos para que los consulte.",
-    "de": "Der Bericht sagt dazu nichts. Die nächstliegenden Abschnitte stehen unten.",
-    "ru": "В докладе об этом не говорится. Ниже приведены наиболее близкие фрагменты.",
-    "ja": "報告書にはこの質問への記載がありません。最も近い段落を以下に示します。",
-    "ar": "لا يذكر التقرير ذلك. أقرب المقاطع مدرجة أدناه لتتحقق منها.",
+    "zh": "报告没有给出{asked}：“{question}”。以下是最接近的段落，仅供参考。",
+    "en": "The report does not give {asked}: “{question}”. The closest passages are below, for context only.",
+    "fr": "Le rapport ne donne pas {asked} : « {question} ». Les passages les plus proches sont ci-dessous, pour contexte.",
+    "es": "El informe no da {asked}: «{question}». Debajo están los pasajes más cercanos, solo como contexto.",
+    "de": "Der Bericht nennt {asked} nicht: „{question}“. Die nächstliegenden Abschnitte stehen unten, nur zur Einordnung.",
+    "ru": "В докладе нет {asked}: «{question}». Ниже — наиболее близкие фрагменты, только для контекста.",
+    "ja": "報告書には{asked}の記載がありません：「{question}」。参考までに最も近い段落を以下に示します。",
+    "ar": "لا يذكر التقرير {asked}: «{question}». أقرب المقاطع أدناه للسياق فقط.",
+}
+# What was asked, by the kind of value the question asks for (rag/asked.py); None: anything else.
+ASKED_PHRASES = {
+    "zh": {"count": "这个数量", "people": "这个人数", "money": "这个金额", "energy": "这个发电量", "power": "这个装机容量",
+           "mass": "这个吨数", "length": "这个长度", "area": "这个面积", "percent": "这个比例", "date": "这个时间", None: "这个问题的答案"},
+    "en": {"count": "the number asked for", "people": "the number of people asked for", "money": "the amount asked for",
+           "energy": "the electricity figure asked for", "power": "the capacity asked for", "mass": "the tonnage asked for",
+           "length": "the length asked for", "area": "the area asked for", "percent": "the percentage asked for",
+           "date": "the date asked for", None: "an answer to this question"},
+    "fr": {"count": "le nombre demandé", "people": "le nombre de personnes demandé", "money": "le montant demandé",
+           "energy": "la production d'électricité demandée", "power": "la puissance demandée", "mass": "le tonnage demandé",
+           "length": "la longueur demandée", "area": "la superficie demandée", "percent": "le pourcentage demandé",
+           "date": "la date demandée", None: "de réponse à cette question"},
+    "es": {"count": "el número que se pide", "people": "el número de personas que se pide", "money": "el importe que se pide",
+           "energy": "la cifra de electricidad que se pide", "power": "la capacidad que se pide", "mass": "el tonelaje que se pide",
+           "length": "la longitud que se pide", "area": "la superficie que se pide", "percent": "el porcentaje que se pide",
+           "date": "la fecha que se pide", None: "una respuesta a esta pregunta"},
+    "de": {"count": "die gefragte Zahl", "people": "die gefragte Personenzahl", "money": "den gefragten Betrag",
+           "energy": "die gefragte Strommenge", "power": "die gefragte Leistung", "mass": "die gefragte Tonnage",
+           "length": "die gefragte Länge", "area": "die gefragte Fläche", "percent": "den gefragten Anteil",
+           "date": "das gefragte Datum", None: "eine Antwort auf diese Frage"},
+    "ru": {"count": "запрошенного числа", "people": "запрошенного числа людей", "money": "запрошенной суммы",
+           "energy": "запрошенной выработки", "power": "запрошенной мощности", "mass": "запрошенного тоннажа",
+           "length": "запрошенной длины", "area": "запрошенной площади", "percent": "запрошенной доли",
+           "date": "запрошенной даты", None: "ответа на этот вопрос"},
+    "ja": {"count": "お尋ねの数", "people": "お尋ねの人数", "money": "お尋ねの金額", "energy": "お尋ねの発電量",
+           "power": "お尋ねの容量", "mass": "お尋ねのトン数", "length": "お尋ねの長さ", "area": "お尋ねの面積",
+           "percent": "お尋ねの割合", "date": "お尋ねの時期", None: "この質問への答え"},
+    "ar": {"count": "العدد المطلوب", "people": "عدد الأشخاص المطلوب", "money": "المبلغ المطلوب", "energy": "كمية الكهرباء المطلوبة",
+           "power": "القدرة المطلوبة", "mass": "الكمية بالطن المطلوبة", "length": "الطول المطلوب", "area": "المساحة المطلوبة",
+           "percent": "النسبة المطلوبة", "date": "التاريخ المطلوب", None: "إجابة عن هذا السؤال"},
+}
+# Shown when the question is not about the report at all (no passages are offered).
+OUT_OF_SCOPE = {
+    "zh": "我只回答关于《绿色丝绸之路发展报告（2023）》的问题，这个问题不在报告范围内。",
+    "en": "I answer questions about the Green Silk Road Development Report (2023); this question is outside it.",
+    "fr": "Je réponds aux questions sur le Rapport 2023 sur le développement de la Route de la soie verte ; cette question en sort.",
+    "es": "Respondo preguntas sobre el Informe de Desarrollo de la Ruta de la Seda Verde (2023); esta pregunta queda fuera.",
+    "de": "Ich beantworte Fragen zum Green Silk Road Development Report (2023); diese Frage liegt außerhalb.",
+    "ru": "Я отвечаю на вопросы о Докладе о развитии Зелёного Шёлкового пути (2023); этот вопрос вне его рамок.",
+    "ja": "『グリーン・シルクロード発展報告（2023）』についての質問にお答えします。この質問は対象外です。",
+    "ar": "أجيب عن الأسئلة المتعلقة بتقرير تنمية طريق الحرير الأخضر (2023)؛ هذا السؤال خارج نطاقه.",
+}
+# Leads a computed answer: the result is code's arithmetic on two cited figures of the report.
+COMPUTED_LABELS = {
+    "zh": "根据报告中的两个数字计算：", "en": "Computed from two figures in the report:",
+    "fr": "Calculé à partir de deux chiffres du rapport :", "es": "Calculado a partir de dos cifras del informe:",
+    "de": "Berechnet aus zwei Zahlen des Berichts:", "ru": "Рассчитано по двум цифрам доклада:",
+    "ja": "報告書の二つの数値から計算：", "ar": "محسوب من رقمين في التقرير:",
+}
+# Leads a quoted answer when the asked value can be read from the quote: "Selon le rapport : 4,5 Mt."
+VALUE_LEADS = {
+    "zh": "据报告：{value}。", "en": "According to the report: {value}.", "fr": "Selon le rapport : {value}.",
+    "es": "Según el informe: {value}.", "de": "Laut dem Bericht: {value}.", "ru": "Согласно докладу: {value}.",
+    "ja": "報告書によれば：{value}。", "ar": "وفقًا للتقرير: {value}.",
 }
 
 # Label of an answer made of quoted report sentences (no language model, or its answer failed a check).

@@ -1,0 +1,94 @@
+"""What a question asks for: the kind of value (a count of what, money, energy, capacity, a date …).
+
+The answer checks hold a number to the thing it counts (rag/units.py); this module gives the other
+side: "中老铁路全线共有多少座隧道？" asks a count of 隧道, "What is the total investment?" asks money,
+"Quelle est la puissance installée ?" asks power. When no evidence sentence states a value of the asked
+kind, the report does not answer the question, however close its sentences are in meaning.
+
+Patterns cover the eight languages of our users; a question that matches none asks for no particular
+kind (a reason, a name, a description) and is judged by the evidence score alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from rag import units
+from rag.numbers import CN_COUNTERS
+
+# Checked in order: the first kind whose pattern matches is the asked kind.
+ASKED_KINDS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
+    ("percent", r"百分之几|百分之多少|百分比|比例|占比|多少%|what (?:percentage|share|proportion)|how many percent|"
+                r"quel(?:le)? (?:pourcentage|part|proportion)|qué (?:porcentaje|proporción)|wie viel Prozent|"
+                r"welchen Anteil|какой процент|какая доля|ما نسبة|何パーセント|割合"),
+    ("energy", r"发电量|发电多少|多少电|多少度电|千瓦时|electricity (?:does|did|will|is|was|would)|"
+               r"how much (?:clean )?(?:electricity|power) .*(?:generat|produc)|annual (?:generation|output)|"
+               r"kWh|combien d'électricité|production (?:annuelle )?d'électricité|cuánta electricidad|"
+               r"wie viel Strom|Stromerzeugung|сколько электроэнерги|выработ|كم من الكهرباء|発電量"),
+    ("power", r"装机容量|装机规模|装机|installed capacity|generating capacity|capacity of the|"
+              r"puissance(?: installée)?|capacidad(?: instalada)?|installierte Leistung|Leistung|Kapazität|"
+              r"установленн[а-я]* мощност|мощност[ьи]|القدرة المركبة|قدرة|設備容量|出力"),
+    ("money", r"投资|总投资|金额|资金规模|融资|贷款|造价|成本|多少钱|多少美元|多少元|规模是多少|"
+              r"invest|how much (?:money|funding|did .* cost)|cost|fund(?:ing)? (?:size|amount)|amount|"
+              r"montant|coût|investi|inversión|invirtió|costo|coste|Investition|investiert|Kosten|"
+              r"инвестиц|стоимост|сумм|استثمار|تكلفة|投資額|費用"),
+    ("mass", r"多少吨|减排量|减少.*排放|排放量|how many (?:tonnes|tons)|tonnes of|emissions? (?:reduc|cut|avoid)|"
+             r"combien de tonnes|cuántas toneladas|wie viele Tonnen|сколько тонн|كم طن|何トン"),
+    ("length", r"多长|长度|全长|多少公里|how long is|how many kilomet|length|longueur|longitud|Länge|"
+               r"какова длина|протяж[её]нност|طول|長さ|全長"),
+    ("area", r"面积|多少公顷|多大面积|how (?:large|big) an area|what area|hectares|superficie|Fläche|"
+             r"площад|مساحة|面積"),
+    ("people", r"多少人|多少名|人口|how many (?:people|residents|persons|trainees|officials|participants)|"
+               r"combien de personnes|cuántas personas|wie viele Menschen|сколько человек|كم عدد الأشخاص|何人"),
+    ("date", r"何时|哪一?年|哪一?天|几月|什么时候|\bwhen\b|what (?:year|date|month)|which (?:year|month|date)|"
+             r"\bquand\b|quelle (?:année|date)|cuándo|en qué (?:año|fecha)|\bwann\b|in welchem Jahr|"
+             r"когда|в каком году|متى|في أي عام|いつ|何年"),
+    ("count", rf"多少[{CN_COUNTERS}]|几[{CN_COUNTERS}]|多少|how many|combien|cuánt[oa]s|wie viele|сколько|كم عدد|"
+              r"何(?:人|名|台|基|個|か所)|いくつ"),
+]]
+_ZH_COUNT_NOUN = re.compile(rf"(?:多少|几)(?:[{CN_COUNTERS}])([\u4e00-\u9fff]{{2,4}})")
+_EN_COUNT_NOUN = re.compile(r"how many ((?:[a-z-]+ ){0,2}?[a-z-]+?)(?:\s+(?:are|is|were|was|did|do|does|has|have|had|will|would|can|in|of|on|at|for|does)\b|[?,.]|$)",
+                            re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Asked:
+    kind: str | None  # None: no particular kind of value (a reason, a name, a description)
+    noun: str = ""  # for a count: what is counted ("隧道", "tunnel"), when the question says it
+
+    def held_by(self, measure: units.Measure) -> bool:
+        """The measure is a value of the asked kind (and, for a count, of the asked noun)."""
+        kind = measure.kind.split(":")[0]
+        if self.kind == "date":
+            return kind in ("year", "month", "date")
+        if self.kind == "count":
+            return kind in ("count", "people", "number") and units.same_noun(self.noun, measure.noun)
+        if self.kind == "people":
+            return kind in ("people", "count", "number")
+        if self.kind == "percent":
+            return kind == "percent"
+        return kind == self.kind
+
+
+def asked(question: str) -> Asked:
+    for kind, pattern in ASKED_KINDS:
+        if pattern.search(question):
+            return Asked(kind, _count_noun(question) if kind == "count" else "")
+    return Asked(None)
+
+
+def _count_noun(question: str) -> str:
+    match = _ZH_COUNT_NOUN.search(question)
+    if match:
+        return match.group(1)
+    match = _EN_COUNT_NOUN.search(question)
+    if match:
+        return " ".join(units.stem(w) for w in match.group(1).split())
+    return ""
+
+
+def holds(asked_: Asked, texts: list[str]) -> bool:
+    """Some text states a value of the asked kind (always true when no particular kind is asked)."""
+    if asked_.kind is None:
+        return True
+    return any(asked_.held_by(m) for text in texts for m in units.measures(text))

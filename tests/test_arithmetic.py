@@ -1,0 +1,59 @@
+"""Two facts combined by code (rag/arithmetic.py): the operation asked, the parts, dates, the computation."""
+from decimal import Decimal
+
+import pytest
+
+from rag import arithmetic, units
+
+
+@pytest.mark.parametrize("question, op", [
+    ("2022年，国内减排量比出口产品带来的减排量多多少亿吨？", "difference"),
+    ("How many more countries joined in 2019 than in 2018?", "difference"),
+    ("首批与第二批合计有多少套？", "sum"),
+    ("Together, how many tonnes of SO2 and NOx are avoided?", "sum"),
+    ("平均大约每隔多少公里有一个大型野生动物通道？", "ratio"),
+    ("What percentage of the world's capacity was China's 2022 addition?", "percent"),
+    ("两份文件的发布大约相隔几个月？", "date_difference"),
+    ("Wie viele Monate lagen zwischen dem Netzanschluss und dem Betrieb?", "date_difference"),
+    ("蒙内铁路全长多少公里？", None),
+    ("How many tunnels are there?", None),
+])
+def test_operation(question, op):
+    assert arithmetic.operation(question) == op
+
+
+def test_parts_split_at_the_connective_nearest_the_middle():
+    assert arithmetic.parts("首批援助的太阳能校园光伏系统与第二批援助的户用光伏发电系统合计有多少套？") == [
+        "首批援助的太阳能校园光伏系统", "第二批援助的户用光伏发电系统合计有多少套？"]
+    assert arithmetic.parts("多少？") == ["多少？"]
+
+
+def test_dated_clauses_find_each_event_and_take_the_year_from_the_heading():
+    two = arithmetic.dated_clauses("该项目于 2020 年 9 月正式并网发电，2021 年 4 月正式进入运营期。")
+    assert [date for date, _ in two] == [(2020, 9, 0), (2021, 4, 0)]
+    assert "运营期" in two[1][1] and "并网" in two[0][1]
+    assert arithmetic.dated_clauses("3月28日，中国发布《愿景与行动》。", "2015年")[0][0] == (2015, 3, 28)
+    assert arithmetic.dated_clauses("11月6日，2015年国际能源变革论坛期间，发布《苏州宣言》")[0][0] == (2015, 11, 6)
+
+
+def operand(text, position=0):
+    measure = units.measures(text)[0]
+    return arithmetic.Operand(measure, text, position)
+
+
+def test_difference_keeps_the_reports_unit_and_precision():
+    result = arithmetic.compute("difference", operand("减排约 22.6 亿吨"), operand("减排约 5.73 亿吨", 1), "", "zh")
+    assert result.text == "16.87 亿吨" and result.working == "22.6 亿吨 − 5.73 亿吨 = 16.87 亿吨"
+
+
+def test_sum_ratio_percent_and_months():
+    assert arithmetic.compute("sum", operand("106.1 吨二氧化硫"), operand("118.7 吨氮氧化物", 1), "", "zh").text == "224.8 吨"
+    ratio = arithmetic.compute("ratio", operand("全长471公里"), operand("14个通道", 1), "每隔多少公里", "zh")
+    assert ratio.text == "33.64公里"
+    share = arithmetic.compute("percent", operand("新增 141 吉瓦"), operand("总装机 3.37 太瓦", 1), "", "zh")
+    assert share.value.quantize(Decimal("0.1")) == Decimal("4.2") and share.text == "4.2%"
+    eggs = arithmetic.compute("ratio", operand("放生海龟超1.7万只"), operand("孵化率78.8%", 1), "", "zh")
+    assert round(eggs.value) == 21574
+    first = arithmetic.Operand(None, "", 0, (2020, 9, 0))
+    second = arithmetic.Operand(None, "", 1, (2021, 4, 0))
+    assert arithmetic.compute("date_difference", first, second, "", "de").text == "7 Monate"

@@ -1,0 +1,74 @@
+"""A number supports a claim only when the evidence uses it for the same thing (rag/units.py, rag/asked.py).
+
+The failure cases are the wrong answers that carried a verified badge on unseen questions.
+"""
+import pytest
+
+from rag import units
+from rag.asked import asked, holds
+
+
+def kinds(text):
+    return [(m.kind, m.base) for m in units.measures(text)]
+
+
+@pytest.mark.parametrize("text, kind, base", [
+    ("72 万千瓦", "power", 720_000), ("720 MW", "power", 720_000), ("720,000 kW", "power", 720_000),
+    ("7.11 亿千瓦时", "energy", 711_000_000), ("711 million kWh", "energy", 711_000_000),
+    ("1.1 亿度", "energy", 110_000_000), ("140 万吨", "mass", 1_400_000), ("500 万人口", "people", 5_000_000),
+    ("500万立方米", "volume", 5_000_000), ("412亿美元", "money:USD", 41_200_000_000),
+    ("US$41 billion", "money:USD", 41_000_000_000), ("3000余名", "people", 3000), ("78.8%", "percent", 78.8),
+])
+def test_units_are_normalised_to_one_base_per_kind(text, kind, base):
+    assert kinds(text)[0] == (kind, pytest.approx(base))
+
+
+@pytest.mark.parametrize("claim, evidence", [
+    ("中老铁路全线共有157座隧道。", "全线隧道施工洞口共设置沉淀池 157 座"),  # tanks, not tunnels
+    ("There are 157 tunnels.", "157 sedimentation tanks were set up at the tunnel portals"),
+    ("共有12家企业参与。", "2022年12月，项目开工"),  # a month is not a count
+    ("可提供500万立方米的水。", "惠及500 万人口"),  # a population is not a volume
+    ("共有412个项目。", "投资额达412亿美元"),  # money is not a count of projects
+    ("发布了33项行业标准。", "发布了33项国家标准"),  # one category's figure given for its neighbour
+    ("It has 33 industry standards.", "It issued 33 national standards."),
+])
+def test_a_number_used_for_another_thing_is_unsupported(claim, evidence):
+    assert units.unsupported(claim, [evidence])
+
+
+@pytest.mark.parametrize("claim, evidence", [
+    ("装机容量为720 MW。", "装机容量72 万千瓦"),
+    ("La puissance installée est de 720 MW.", "installed capacity of 720,000 kW"),
+    ("中老铁路全线设置沉淀池157座。", "全线隧道施工洞口共设置沉淀池 157 座"),
+    ("成员国有33个。", "截至2023年11月，成员国已达到33个"),
+    ("It will benefit 44% of the population.", "该项目将惠及蒙古国 44% 的人口"),
+])
+def test_the_same_thing_in_other_units_or_words_is_supported(claim, evidence):
+    assert not units.unsupported(claim, [evidence])
+
+
+def test_other_languages_compare_units_and_values_not_nouns():
+    assert not units.unsupported("Il y a 157 bassins.", ["157 sedimentation tanks"], nouns=False)
+    assert units.unsupported("Es sind 157 MW.", ["157 sedimentation tanks"], nouns=False)
+
+
+@pytest.mark.parametrize("question, kind, noun", [
+    ("中老铁路全线共有多少座隧道？", "count", "隧道"),
+    ("How many tunnels were built on the realignment?", "count", "tunnel"),
+    ("蒙内铁路的总投资是多少？", "money", ""),
+    ("Quelle est la puissance installée du projet ?", "power", ""),
+    ("¿Cuánta electricidad genera al año la central?", "energy", ""),
+    ("中老铁路什么时候全线开通运营？", "date", ""),
+    ("Wie viele Windkraftanlagen umfasst der Windpark?", "count", ""),
+    ("Why are the bridges so high?", None, ""),
+])
+def test_what_a_question_asks_for(question, kind, noun):
+    result = asked(question)
+    assert (result.kind, result.noun) == (kind, noun)
+
+
+def test_evidence_must_hold_a_value_of_the_asked_kind():
+    evidence = ["全线隧道施工洞口共设置沉淀池 157 座，处理施工废水。"]
+    assert not holds(asked("中老铁路全线共有多少座隧道？"), evidence)
+    assert holds(asked("中老铁路全线共设置了多少座沉淀池？"), evidence)
+    assert not holds(asked("蒙内铁路的总投资是多少？"), ["蒙内铁路全长471公里，全线共设计了14个大型野生动物通道。"])
