@@ -195,7 +195,25 @@ def draw_sidebar(manifest: dict | None, active: config.Settings, problem: str) -
             st.session_state.turns = []
             st.session_state.history = []
             st.rerun()
+        draw_contents(active)
     return options
+
+
+def draw_contents(settings: config.Settings) -> None:
+    """The report's table of contents: choose a heading to read its section in Chinese and English."""
+    from rag import reader
+
+    entries = {e.id: e for e in reader.table_of_contents(settings.zh_file, settings.en_file)}
+    st.header("Contents")
+    chosen = st.selectbox("Browse the report", list(entries), index=None, key="contents",
+                          placeholder="Choose a part or section…",
+                          format_func=lambda i: "\u2003" * (entries[i].level - 1) + entries[i].zh)
+    if chosen:
+        section, _ = reader.section_for(chosen, settings.zh_file, settings.en_file)
+        st.caption(conv.escape_markdown(" > ".join(section.path_en)))
+        for passage in section.passages:
+            st.markdown(conv.escape_markdown(passage.zh))
+            st.caption(conv.escape_markdown(passage.en) if passage.en else "*(no English for this passage)*")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,6 +239,28 @@ def draw_passage(turn_index: int, p: conv.Passage) -> None:
         with right:
             st.caption(f"**English** · {conv.ENGLISH_NOTE.split(': ', 1)[1]}")
             st.markdown(conv.highlight_markdown(p.en, p.span_en) if p.en else "*(no English for this passage)*")
+        draw_section_reader(p)
+
+
+def draw_section_reader(p: conv.Passage) -> None:
+    """"Read the whole section": the cited passage's section, Chinese | English, the cited sentence marked."""
+    from rag import reader
+
+    if not p.passage_ids:
+        return
+    settings = config.load_settings()
+    section, _ = reader.section_for(p.passage_ids[0], settings.zh_file, settings.en_file)
+    cited_zh = p.zh[p.span_zh[0]:p.span_zh[1]] if p.span_zh else ""
+    cited_en = p.en[p.span_en[0]:p.span_en[1]] if p.span_en else ""
+    with st.expander("Read the whole section", icon=":material/menu_book:"):
+        st.caption(conv.escape_markdown(" > ".join(section.path_zh)) + "  \n"
+                   + conv.escape_markdown(" > ".join(section.path_en)))
+        for passage in section.passages:
+            cited = passage.id in p.passage_ids
+            left, right = st.columns(2, gap="medium")
+            left.markdown(conv.highlight_markdown(passage.zh, reader.highlight(passage.zh, cited_zh) if cited else None))
+            right.markdown(conv.highlight_markdown(passage.en, reader.highlight(passage.en, cited_en) if cited else None)
+                           if passage.en else "*(no English for this passage)*")
 
 
 def draw_understood(turn_index: int, turn: conv.Turn) -> None:

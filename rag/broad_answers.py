@@ -29,6 +29,7 @@ from rag.numbers import extract_numbers
 from rag.scope import ATTRIBUTES, SENTENCE_CUES, Scope, ScopeReader, zh_keys
 from rag.structure import strip_numbering
 
+CATALOGUE_TYPES = ("project", "platform", "initiative", "fund", "institution", "document", "event")
 ZH_READERS = ("zh", "ja")  # readers of the Chinese quotes; the others read the English edition
 MAX_BULLETS = 9  # a part with more children (the annex's nine years) still fits one screen
 KEY_SENTENCES = 3  # sentences quoted per overview bullet
@@ -116,11 +117,13 @@ class BroadAnswerer:
 
     def _list(self, scope: Scope, writer: "_Writer") -> bool:
         rows = self._select(scope)
-        if not rows:
-            return False
         items: dict[str, list[dict]] = {}
         for row in rows:
             items.setdefault(self._item_key(row), []).append(row)
+        if not items:
+            items = self._catalogue_items(scope)
+        if not items:
+            return False
         writer.line(_t("list", writer.language, n=len(items)))
         for number, (key, group) in enumerate(items.items(), start=1):
             label = self._item_label(key, writer.language)
@@ -153,6 +156,22 @@ class BroadAnswerer:
         if "agreement" in scope.types and "document" in scope.types:
             pass  # both kinds asked: the two cues above already kept sentences with either
         return rows if narrowed else []
+
+    def _catalogue_items(self, scope: Scope) -> dict[str, list[dict]]:
+        """Every catalogue entry of the kinds asked (projects, platforms, funds …), within the section the
+        question names or is about, each with the sentences that mention it there."""
+        kinds = [t for t in scope.types if t in CATALOGUE_TYPES]
+        node = scope.nodes[0] if scope.nodes else scope.topic
+        inside = set(node["passages"]) if node else None
+        items = {}
+        for entry in self.structure["catalogue"]:
+            if entry["type"] in kinds:
+                passages = [p for p in entry["passages"] if inside is None or p in inside]
+                rows = [r for p in passages for r in self.by_passage[p] if _mentions(r, entry)]
+                rows = rows or [self.by_passage[p][0] for p in passages if entry["heading"]]
+                if rows:
+                    items[f"entry:{entry['id']}"] = rows
+        return items
 
     @staticmethod
     def _names_place(row: dict, wanted: list[places.Place]) -> bool:
@@ -346,6 +365,10 @@ class BroadAnswerer:
 
 ATTRIBUTE_UNITS = {"electricity": ("千瓦时",), "coal": ("吨",), "co2": ("吨",), "people": ("人", "户"),
                    "capacity": ("瓦",), "length": ("公里",), "money": ("美元", "元")}
+
+
+def _mentions(row: dict, entry: dict) -> bool:
+    return any(k in QUOTES_RE.sub("", row["zh"]) for k in zh_keys(entry))
 
 
 def _value(rows: list[dict], attribute: str) -> tuple[float, str, dict] | None:

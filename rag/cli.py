@@ -207,6 +207,21 @@ def cmd_eval(args, settings: config.Settings) -> int:
     return 0
 
 
+def cmd_show(args, settings: config.Settings) -> int:
+    from rag import reader
+
+    if not args.id:
+        for entry in reader.table_of_contents(settings.zh_file, settings.en_file):
+            print(f"{'  ' * (entry.level - 1)}{entry.id}  {entry.zh}  |  {entry.en}")
+        return 0
+    try:
+        section, asked = reader.section_for(args.id, settings.zh_file, settings.en_file)
+    except reader.UnknownId as error:
+        raise UserError(str(error)) from None
+    print(reader.format_section(section, None if args.section else asked))
+    return 0
+
+
 def answer_row(answer) -> dict:
     row = answer.to_json()
     row["citations"] = [{**c, "span": list(c["span"])} for c in row["citations"]]
@@ -369,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="conversations: ask the last turn alone, without its earlier turns (the baseline)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
     evaluate.set_defaults(handler=cmd_eval)
+
+    show = commands.add_parser("show", help="print a passage or a section in Chinese and English (no id: contents)")
+    show.add_argument("id", nargs="?", help="a passage, heading or chunk id: p-1-3-1-001, h-1-3, c-0-003")
+    show.add_argument("--section", action="store_true", help="the whole section of a passage id")
+    show.set_defaults(handler=cmd_show)
 
     bench = commands.add_parser("bench", help="measure speed and memory; writes docs/benchmarks.md and plots")
     bench.add_argument("--quick", action="store_true", help="tiny sizes and no language model (for the tests)")
