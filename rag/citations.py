@@ -134,8 +134,7 @@ def grounded_in_words(answer: str, source: str, language: str) -> bool:
     Embedding similarity alone passes short off-topic strings ("已被攻破" scores ~0.8 against any
     Chinese sentence with e5); words cannot lie that way. Other languages are checked by meaning only.
     """
-    from rag.evidence import keywords_zh
-    from rag.retrieval import tokenize_en
+    from rag.text import keywords_zh, tokenize_en
 
     if language not in ("zh", "en"):
         return True

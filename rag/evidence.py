@@ -22,13 +22,9 @@ from rag import units
 from rag.asked import Asked, asked as asked_of
 from rag.chunking import Chunk, Sentence
 from rag.glossary import expand_query
-from rag.retrieval import ZH_TOKEN_RE as ZH_WORD_RE, Retriever, SearchResult, tokenize_en
+from rag.retrieval import Retriever, SearchResult
+from rag.text import keywords_zh, tokenize_en
 
-# Question words and particles: rare in the report (so BM25 would weigh them high) but never the answer.
-ZH_QUESTION_WORDS = frozenset(
-    "的 了 是 在 和 与 及 将 把 被 为 对 于 从 多少 什么 哪 哪些 哪个 哪一 哪一项 哪两个 何时 为什么 如何 怎样 怎么 "
-    "百分之 百分之多少 几 吗 呢 得 那么 这么 怎么 怎样 为何 报告 称 指出 提出 根据 其 该 这 那 年 月 日 多 少 一项 哪里 谁 是否 共 可 能".split()
-)
 WEIGHT_MEANING, WEIGHT_WORDS, WEIGHT_KIND, WEIGHT_RANK = 1.0, 0.35, 0.04, 0.03
 SECOND_SENTENCE_RATIO = 0.97  # a second sentence must score almost as well as the first
 MAX_SENTENCES = 3
@@ -61,13 +57,6 @@ class EvidenceSelection:
     def answerable(self, threshold: float, threshold_meaning_only: float) -> bool:
         """Questions we cannot read word by word score no keyword part, so they get their own bar."""
         return bool(self.sentences) and self.best_score >= (threshold if self.lexical else threshold_meaning_only)
-
-
-def keywords_zh(text: str) -> list[str]:
-    """Precise-mode jieba words (search mode's overlapping pieces would count a name three times)."""
-    import jieba
-
-    return [t for t in jieba.lcut(text) if t not in ZH_QUESTION_WORDS and ZH_WORD_RE.search(t)]
 
 
 def _idf_weights(tokens: list[str], document_frequency: dict[str, int], documents: int) -> dict[str, float]:

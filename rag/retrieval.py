@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 import time
-import unicodedata
 
 import bm25s
 import numpy as np
@@ -27,18 +25,10 @@ from rag.embedding import get_embedder
 from rag.glossary import expand_query, load_glossary
 from rag.index import LoadedIndex, ensure_index
 from rag.language import detect_language
+from rag.text import tokenize_en, tokenize_zh
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG on import
-EN_WORD_RE = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
-# Chinese-side tokens worth matching: Han words and numbers. Latin words in a question are left to the
-# English index; in the Chinese index they only match stray acronyms and add noise to the fusion.
-ZH_TOKEN_RE = re.compile(r"[\u4e00-\u9fff]|^[0-9][0-9.,%]*$")
-# Function words carry no topic; dropping them keeps BM25 from rewarding them.
-EN_STOPWORDS = frozenset(
-    "a an and are as at be by did do does for from has have how in is it its of on or that the this to was "
-    "were what when where which who why with according report".split()
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,21 +45,6 @@ class SearchResult:
     hits: list[Hit]
     timings_ms: dict[str, float]
     sentence_scores: np.ndarray | None = None  # cosine of the question with every indexed sentence
-
-
-def tokenize_zh(text: str) -> list[str]:
-    import jieba
-
-    return [t for t in jieba.lcut_for_search(text) if ZH_TOKEN_RE.search(t)]
-
-
-def fold_accents(text: str) -> str:
-    """Bénin → Benin, réparer → reparer: French, Spanish and German questions then meet English words."""
-    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
-
-
-def tokenize_en(text: str) -> list[str]:
-    return [t for t in EN_WORD_RE.findall(fold_accents(text).lower()) if t not in EN_STOPWORDS]
 
 
 def _bm25(corpus_tokens: list[list[str]]) -> bm25s.BM25:
