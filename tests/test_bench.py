@@ -1,13 +1,14 @@
 """``rag bench``: the quick run end to end (tiny sizes, no language model), and its pure helpers."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
-import time
-
-from rag.bench import (BenchOptions, FLAT_MAX_VECTORS, auto_index_type, in_subprocess, memory_bandwidth, recall_at_k,
-                       run_bench, same_answer)
+from rag.bench import BenchOptions, run_bench
+from rag.bench.generators import in_subprocess, memory_bandwidth, same_answer
+from rag.bench.scale import recall_at_k
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +70,6 @@ def test_quick_bench_scale_recall(quick):
         best_hnsw = max(r["query_sets"]["noisy copies"]["recall"] for r in size["indexes"] if r["index"] == "hnsw")
         assert best_hnsw > 0.9
     assert scale["extrapolated"]  # 1M was not run: its build time and memory are extrapolated
-
-
-def test_auto_index_type_by_size():
-    assert auto_index_type(0) == "flat"
-    assert auto_index_type(198) == "flat"
-    assert auto_index_type(FLAT_MAX_VECTORS) == "flat"
-    assert auto_index_type(FLAT_MAX_VECTORS + 1) == "hnsw"
-    assert auto_index_type(1_000_000) == "hnsw"
-    with pytest.raises(ValueError):
-        auto_index_type(-1)
 
 
 def test_recall_counts_ties_as_found():
