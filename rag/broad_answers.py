@@ -19,18 +19,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import threading
 import time
 
 from rag import places
 from rag.broad import COMPARE, LIST, OVERVIEW
 from rag.glossary import QUOTES_RE
 from rag.numbers import extract_numbers
-from rag.scope import ATTRIBUTES, SENTENCE_CUES, Scope, ScopeReader, zh_keys
+from rag.scope import ATTRIBUTES, SENTENCE_CUES, Scope, ScopeReader, terms, zh_keys
 from rag.structure import strip_numbering
 
 CATALOGUE_TYPES = ("project", "platform", "initiative", "fund", "institution", "document", "event")
 ZH_READERS = ("zh", "ja")  # readers of the Chinese quotes; the others read the English edition
+RELATED_PASSAGES = 6  # bullets of an overview of a topic that no section holds
 MAX_BULLETS = 9  # a part with more children (the annex's nine years) still fits one screen
 KEY_SENTENCES = 3  # sentences quoted per overview bullet
 FACTS_PER_TARGET = 4
@@ -50,6 +50,12 @@ TEXT = {
               "fr": "Ce que dit le rapport sur {name}", "es": "Lo que dice el informe sobre {name}",
               "de": "Was der Bericht über {name} sagt", "ru": "Что доклад говорит о {name}",
               "ja": "{name}に関する報告書の記述", "ar": "ما يقوله التقرير عن {name}"},
+    "related": {"zh": "报告中与该问题最相关的 {n} 段：", "en": "The {n} passages of the report closest to the question:",
+                "fr": "Les {n} passages du rapport les plus proches de la question :",
+                "es": "Los {n} pasajes del informe más cercanos a la pregunta:",
+                "de": "Die {n} Abschnitte des Berichts, die der Frage am nächsten sind:",
+                "ru": "{n} фрагментов доклада, ближайших к вопросу:", "ja": "質問に最も近い報告書の {n} 段落：",
+                "ar": "أقرب {n} فقرات من التقرير إلى السؤال:"},
     "report": {"zh": "《绿色丝绸之路发展报告（2023）》", "en": "The Green Silk Road Development Report (2023)",
                "fr": "Le Rapport sur le développement de la Route de la soie verte (2023)",
                "es": "El Informe sobre el desarrollo de la Ruta de la Seda Verde (2023)",
@@ -94,34 +100,33 @@ class BroadAnswerer:
         for row in self.sentences:
             self.by_passage.setdefault(row["passage"], []).append(row)
         self.named = sorted((e for e in structure["catalogue"] if e["type"] != "event"), key=lambda e: -len(e["zh"]))
-        self._lock = threading.Lock()
-        self._title_vectors = None
         self.projects = {p: e for e in structure["catalogue"] if e["type"] == "project" and e["heading"]
                          for p in e["passages"]}
 
     # ---- entry points --------------------------------------------------------------------------------
 
-    def answer(self, question: str, kind: str, language: str, embedder=None) -> BroadResult | None:
-        """``embedder`` (rag.embedding) finds the section of an overview's topic when no title names it."""
+    def answer(self, question: str, kind: str, language: str, scores=None) -> BroadResult | None:
+        """``scores(question)``: the question's similarity to every sentence of the structure, in order; it
+        finds the passages of an overview's topic when no title names it."""
         scope = self.reader.resolve(question)
         writer = _Writer(language)
         if kind == LIST:
-            done = self._list(scope, writer)
+            done = self._list(scope, writer, question)
         elif kind == COMPARE:
             done = self._compare(scope, writer)
         else:
-            done = self._overview(scope, writer, question, embedder)
+            done = self._overview(scope, writer, question, scores)
         return BroadResult(writer.text(), writer.cited) if done else None
 
     # ---- lists ---------------------------------------------------------------------------------------
 
-    def _list(self, scope: Scope, writer: "_Writer") -> bool:
+    def _list(self, scope: Scope, writer: "_Writer", question: str) -> bool:
         rows = self._select(scope)
         items: dict[str, list[dict]] = {}
         for row in rows:
             items.setdefault(self._item_key(row), []).append(row)
         if not items:
-            items = self._catalogue_items(scope)
+            items = self._catalogue_items(scope, question)
         if not items:
             return False
         writer.line(_t("list", writer.language, n=len(items)))
@@ -157,20 +162,25 @@ class BroadAnswerer:
             pass  # both kinds asked: the two cues above already kept sentences with either
         return rows if narrowed else []
 
-    def _catalogue_items(self, scope: Scope) -> dict[str, list[dict]]:
+    def _catalogue_items(self, scope: Scope, question: str) -> dict[str, list[dict]]:
         """Every catalogue entry of the kinds asked (projects, platforms, funds …), within the section the
         question names or is about, each with the sentences that mention it there."""
         kinds = [t for t in scope.types if t in CATALOGUE_TYPES]
         node = scope.nodes[0] if scope.nodes else scope.topic
         inside = set(node["passages"]) if node else None
+        entries = [e for e in self.structure["catalogue"] if e["type"] in kinds]
+        asked = terms(question)
+        shared = {e["id"]: len(asked & (terms(e["zh"]) | terms(e["en"]))) for e in entries}
+        best = max(shared.values(), default=0)
+        if best >= 2:  # the question names what kind of platform, fund … (联合实验室): keep those
+            entries = [e for e in entries if shared[e["id"]] == best]
         items = {}
-        for entry in self.structure["catalogue"]:
-            if entry["type"] in kinds:
-                passages = [p for p in entry["passages"] if inside is None or p in inside]
-                rows = [r for p in passages for r in self.by_passage[p] if _mentions(r, entry)]
-                rows = rows or [self.by_passage[p][0] for p in passages if entry["heading"]]
-                if rows:
-                    items[f"entry:{entry['id']}"] = rows
+        for entry in entries:
+            passages = [p for p in entry["passages"] if inside is None or p in inside]
+            rows = [r for p in passages for r in self.by_passage[p] if _mentions(r, entry)]
+            rows = rows or [self.by_passage[p][0] for p in passages if entry["heading"]]
+            if rows:
+                items[f"entry:{entry['id']}"] = rows
         return items
 
     @staticmethod
@@ -197,30 +207,29 @@ class BroadAnswerer:
 
     # ---- overviews -----------------------------------------------------------------------------------
 
-    def _overview(self, scope: Scope, writer: "_Writer", question: str, embedder) -> bool:
+    def _overview(self, scope: Scope, writer: "_Writer", question: str, scores) -> bool:
         if scope.entries:
             return self._about_entries(scope.entries, writer)
-        node = scope.nodes[0] if scope.nodes else scope.topic or self._searched_node(question, embedder)
-        if node is None:
+        node = scope.nodes[0] if scope.nodes else scope.topic
+        if node is not None:
+            return self._about_node(node, writer)
+        if scope.whole or scores is None:
             return self._whole_report(writer)
-        return self._about_node(node, writer)
+        return self._about_question(scores(question), writer)
 
-    def _searched_node(self, question: str, embedder) -> dict | None:
-        """The section whose titles are nearest the question in meaning, when two of the three nearest
-        titles (sections and subsections, both languages) agree on it; else None."""
-        if embedder is None:
-            return None
-        with self._lock:
-            if self._title_vectors is None:
-                self._title_nodes = [n for n in self.structure["toc"] if n["kind"] in ("section", "subsection")
-                                     and not n["id"].startswith("h-a")]
-                self._title_vectors = embedder.encode_passages(
-                    [f"{strip_numbering(n['en'])} / {strip_numbering(n['zh'])}" for n in self._title_nodes])
-        scores = self._title_vectors @ embedder.encode_queries([question])[0]
-        nearest = [self._title_nodes[i] for i in scores.argsort()[::-1][:3]]
-        sections = [n["id"] if n["kind"] == "section" else n["parent"] for n in nearest]
-        best = max(set(sections), key=sections.count)
-        return self.nodes[best] if sections.count(best) >= 2 else None
+    def _about_question(self, scores, writer: "_Writer") -> bool:
+        """A topic no title names: the passages whose sentences are nearest the question, one bullet each."""
+        if scores is None or len(scores) != len(self.sentences):
+            return self._whole_report(writer)
+        best: dict[str, int] = {}
+        for i in scores.argsort()[::-1]:
+            best.setdefault(self.sentences[int(i)]["passage"], int(i))
+            if len(best) == RELATED_PASSAGES:
+                break
+        writer.line(_t("related", writer.language, n=len(best)))
+        for passage, i in sorted(best.items(), key=lambda kv: kv[1]):
+            writer.line(f"- {self._where(passage, writer.language)}: {writer.quote(self.sentences[i])}")
+        return True
 
     def _about_entries(self, entries: list[dict], writer: "_Writer") -> bool:
         keys = [k for e in entries for k in zh_keys(e)]
@@ -324,6 +333,10 @@ class BroadAnswerer:
             targets = [(p.zh if writer.language in ZH_READERS else f"{p.en} ({p.zh})",
                         [r for r in self.sentences if p in places.find_zh(r["zh"])]) for p in scope.places]
         targets = [(name, rows) for name, rows in targets if rows]
+        # a name met only inside another compared thing's passages is part of it (蒙巴萨港 in 蒙内铁路's box)
+        targets = [(name, rows) for name, rows in targets if not any(
+            other != name and {r["passage"] for r in rows} < {r["passage"] for r in other_rows}
+            for other, other_rows in targets)]
         if len(targets) < 2:
             return False
         writer.line(_t("compare", writer.language))
@@ -442,7 +455,10 @@ def broad_events(pipeline, question: str, kind: str, language: str | None, start
 
     language = language or detect_language(question)
 
-    result = answerer_for(pipeline.settings).answer(question, kind, language, pipeline.retriever.embedder)
+    def scores(text: str):
+        return pipeline.retriever.search(text, pipeline.settings.top_k).sentence_scores
+
+    result = answerer_for(pipeline.settings).answer(question, kind, language, scores)
     if result is None:
         return None
     chunks = {c.id: c for c in pipeline.retriever.chunks}

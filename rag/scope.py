@@ -38,6 +38,12 @@ PART_WORDS = {
            r"将来|今後|آفاق|مستقبل",
     "h-a": r"附件|大事记|大事記|chronolog|annex|anexo|anhang|chronik|хронолог|приложени|付属資料|年表|التسلسل الزمني|ملحق",
 }
+# An overview of the report as a whole ("主要内容", "main points"), rather than of one of its topics.
+WHOLE_REPORT = (r"主要内容|主要讲|整份|全文|main (?:points|content|contents|themes|messages|parts|sections)|"
+                r"what is (?:the|this) report about|whole report|entire report|contenu principal|points principaux|"
+                r"ensemble du rapport|contenido principal|puntos principales|todo el informe|hauptpunkte|"
+                r"wichtigsten punkte|gesamten bericht|основн\w* (?:содержани|тезис|положени|иде|част)|весь доклад|"
+                r"主な内容|全体|المحتوى الرئيسي|النقاط الرئيسية")
 # Kinds of item a list question asks for; catalogue types, or sentence cues for kinds that are not.
 TYPE_WORDS = {
     "project": r"项目|工程|project|projet|proyecto|projekt|проект|プロジェクト|事業|مشروع|مشاريع",
@@ -49,7 +55,8 @@ TYPE_WORDS = {
                 r"платформ|коалици|альянс|プラットフォーム|連盟|منص|تحالف",
     "initiative": r"倡议|initiative|iniciativa|инициатив|イニシアティブ|構想|مبادر",
     "fund": r"基金|\bfunds?\b|\bfonds\b|\bfondos?\b|фонд|صندوق|صناديق",
-    "institution": r"机构|institution|institución|организаци|учреждени|機関|مؤسس",
+    "institution": r"机构|中心|实验室|研究院|银行|institution|institución|laborator|\bcent(?:re|er|ro)s?\b|\bbanks?\b|"
+                   r"zentren|организаци|учреждени|лаборатори|機関|研究所|مؤسس|مختبر|مراكز",
     "award": r"奖|荣誉|award|honou?r|prix|premio|auszeichnung|preis|наград|преми|賞|表彰|جائز",
 }
 # Sentence cues for the kinds that are not catalogue types (and for documents issued rather than signed).
@@ -81,6 +88,7 @@ class Scope:
     types: list[str]  # keys of TYPE_WORDS
     attributes: list[str]  # keys of ATTRIBUTES
     topic: dict | None = None  # the section whose titles (its own, its subsections') best match the question
+    whole: bool = False  # asks about the report as a whole
 
     @property
     def empty(self) -> bool:
@@ -118,12 +126,12 @@ class ScopeReader:
                      sorted({int(y) for y in YEAR_RE.findall(question)}),
                      [t for t, p in TYPE_WORDS.items() if re.search(fold(p), folded)],
                      [a for a, (p, _) in ATTRIBUTES.items() if re.search(fold(p), folded)],
-                     self._topic(question))
+                     self._topic(question), bool(re.search(fold(WHOLE_REPORT), folded)))
 
     def _topic(self, question: str) -> dict | None:
         """The title sharing the most weight of rare terms (word stems, Han bigrams) with the question, when
         at least two terms are shared and no other title comes close."""
-        asked = _terms(question)
+        asked = terms(question)
         scored = sorted(((sum(self._weights[t] for t in terms & asked), len(terms & asked), n)
                          for n, terms in self._titles), key=lambda x: -x[0])
         if not scored or scored[0][1] < 2:
@@ -151,7 +159,7 @@ class ScopeReader:
         return [e for e in found if not any(o is not e and e["zh"] in o["zh"] for o in found)]
 
 
-def _terms(text: str) -> set[str]:
+def terms(text: str) -> set[str]:
     """Word stems of Latin-script text and bigrams of Han text, for matching titles."""
     han = re.sub(r"[^\u4e00-\u9fff]+", " ", text)
     bigrams = {w[i:i + 2] for w in han.split() for i in range(len(w) - 1)}
@@ -161,7 +169,7 @@ def _terms(text: str) -> set[str]:
 
 
 def _title_terms(node: dict) -> set[str]:
-    return _terms(strip_numbering(node["en"])) | _terms(strip_numbering(node["zh"]))
+    return terms(strip_numbering(node["en"])) | terms(strip_numbering(node["zh"]))
 
 
 def _words(english: str) -> list[str]:

@@ -174,3 +174,16 @@ def test_broad_answers_are_fast(pipeline):
         start = time.perf_counter()
         ask(pipeline, question)
         assert time.perf_counter() - start < 5
+
+
+def test_list_of_a_kind_from_the_catalogue_keeps_the_kind_asked(pipeline):
+    answer = ask(pipeline, "报告提到了哪些联合实验室？")
+    assert answer.outcome == LIST and answer.answer.startswith("报告中共有 3 项")
+    assert answer.answer.count("联合实验室:") == 3
+
+
+def test_overview_of_a_topic_no_title_names_quotes_the_nearest_passages(pipeline):
+    answer = ask(pipeline, "What does the report say about sea turtles?")
+    assert answer.outcome == OVERVIEW and "passages of the report closest" in answer.answer.splitlines()[0]
+    assert any("海龟" in c.sentence_zh for c in answer.citations)
+    assert quoted_and_cited(answer)
