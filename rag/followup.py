@@ -25,6 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from rag.glossary import QUOTES_RE, Term
 from rag.language import detect_language
 
+# langid takes 5–30 ms a call on a busy core; each question is seen again as the next turn's previous one.
+language_of = functools.lru_cache(maxsize=1024)(detect_language)
+
 # --------------------------------------------------------------------------------------------------
 # The conversation
 
@@ -165,8 +168,9 @@ def glossary_names(text: str, terms: Sequence[Term]) -> list[str]:
     """Glossary names the text contains, in the form it uses, longest first, none inside another."""
     plain, lower = QUOTES_RE.sub("", text), text.lower()
     found = [t.zh_plain for t in terms if len(t.zh_plain) >= 2 and t.zh_plain in plain]
-    found += [text[lower.index(t.en.lower()):][:len(t.en)] for t in terms
-              if len(t.en) >= 4 and re.search(rf"(?<!\w){re.escape(t.en.lower())}(?!\w)", lower)]
+    found += [text[lower.index(t.en.lower()):][:len(t.en)] for t in terms  # (`in` first: it is 100× faster)
+              if len(t.en) >= 4 and t.en.lower() in lower
+              and re.search(rf"(?<!\w){re.escape(t.en.lower())}(?!\w)", lower)]
     kept: list[str] = []
     for name in sorted(set(found), key=len, reverse=True):
         if not any(name in longer for longer in kept):
@@ -289,7 +293,7 @@ def carried_subject(last: HistoryTurn, language: str, names: ReportNames) -> tup
     heading = next((names.headings[c] for c in last.cited if c in names.headings), None)
     if heading:
         return (heading[0] if _is_cjk(language) or not heading[1] else heading[1]), True
-    previous_language = detect_language(last.question)
+    previous_language = language_of(last.question)
     report_terms = glossary_names(last.question, names.terms) + quoted_names(last.question)
     if _is_cjk(previous_language):
         phrase = _cjk_subject(last.question, previous_language)
@@ -328,7 +332,7 @@ def merge_fragment(fragment: str, previous: str, subject: str, language: str, na
     if years and YEAR_RE.search(previous):
         return YEAR_RE.sub(years[0], previous, count=1)
     new_names = own_names(core, language, names) if core else []
-    old_names = [subject] + own_names(previous, detect_language(previous), names)
+    old_names = [subject] + own_names(previous, language_of(previous), names)
     replaced = next((name for name in old_names if name and name in previous), None)
     if new_names and replaced:
         return previous.replace(replaced, new_names[0], 1)
@@ -360,7 +364,7 @@ def resolve(question: str, history: Sequence[HistoryTurn], names: ReportNames | 
     if not history:
         return Resolution(question, question, False, reason="first turn")
     names = names or ReportNames()
-    language = language or detect_language(question)
+    language = language or language_of(question)
     last = history[-1]
     depends, reason = decide(question, language, names)
     if not depends:
