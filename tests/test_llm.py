@@ -169,7 +169,8 @@ class _StandIn(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+        headers = {name.lower(): value for name, value in self.headers.items()}  # names are case-insensitive
+        type(self).requests.append({"path": self.path, "body": body, "headers": headers})
         mode = self.path.strip("/").split("/")[0]
         try:
             getattr(self, f"_{mode}")()
@@ -257,13 +258,13 @@ def test_openai_streams_the_answer(stand_in, tmp_path, monkeypatch):
     assert request["path"] == "/ok/v1/chat/completions"
     assert request["body"] == {"model": "stand-in", "messages": FRANCE, "max_tokens": 7, "temperature": 0.2,
                                "stream": True, "stop": ["\n"]}
-    assert request["headers"]["Authorization"] == "Bearer sk-test"
+    assert request["headers"]["authorization"] == "Bearer sk-test"
 
 
 def test_openai_without_key_and_client_side_stop(stand_in, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert "".join(_openai(stand_in, "ok", tmp_path).stream(FRANCE, stop=[" is"])) == "Paris"
-    assert "Authorization" not in _StandIn.requests[-1]["headers"]
+    assert "authorization" not in _StandIn.requests[-1]["headers"]
 
 
 def test_openai_non_streaming_answer_is_accepted(stand_in, tmp_path):
