@@ -348,9 +348,8 @@ def parse_spec(spec: str) -> dict[str, str]:
 class StageClock:
     """Times the pipeline's stages from its events.
 
-    A ``("stage", name)`` event starts a stage and ends the one before; ``("evidence", …)`` ends the
-    search and starts reading (unless the pipeline names its own reading stage); ``("answer", …)`` ends
-    the last stage.
+    A ``("stage", name)`` event starts a stage and ends the one before; ``("answer", …)`` ends the last
+    stage.
     """
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter):
@@ -358,10 +357,6 @@ class StageClock:
         self._current: str | None = None
         self._started = 0.0
         self.stages: list[Stage] = []
-
-    @property
-    def current(self) -> str | None:
-        return self._current
 
     def start(self, name: str) -> Stage | None:
         """Start ``name``; returns the stage that just ended, if any."""
@@ -381,8 +376,6 @@ class StageClock:
         """(the stage that ended, the stage that started) for one pipeline event."""
         if kind == "stage":
             return self.start(str(payload)), str(payload)
-        if kind == "evidence" and self._current not in (None, "reading"):
-            return self.start("reading"), "reading"
         if kind == "answer":
             return self._end(), None
         return None, None

@@ -159,12 +159,6 @@ def clean_report(source: str) -> str:
     return "\n".join(out)
 
 
-def write_clean_corpus(source_path: Path = config.SOURCE_REPORT, dest: Path = config.ZH_FILE) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(clean_report(source_path.read_text(encoding="utf-8")), encoding="utf-8")
-    return dest
-
-
 def parse_clean(text: str) -> list[tuple[tuple[Heading, ...], str]]:
     """(heading path, paragraph) pairs of a cleaned file, in document order."""
     path: list[Heading] = []

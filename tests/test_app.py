@@ -370,7 +370,8 @@ def test_stage_clock_times_each_stage():
     ticks = iter([0.0, 1.0, 1.0, 1.25, 1.25, 4.0])
     clock = conv.StageClock(clock=lambda: next(ticks))
     assert clock.observe("stage", "searching") == (None, "searching")
-    ended, started = clock.observe("evidence", [])
+    assert clock.observe("evidence", []) == (None, None)  # evidence arrives within a stage
+    ended, started = clock.observe("stage", "reading")
     assert (ended.name, ended.seconds, started) == ("searching", 1.0, "reading")
     ended, started = clock.observe("stage", "writing")
     assert (ended.name, ended.seconds, started) == ("reading", 0.25, "writing")
