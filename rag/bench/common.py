@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib.metadata
 import math
 import os
 import platform
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import config
+from rag.embedding import package_version
 
 DEFAULT_OUT = config.PROJECT_ROOT / "docs" / "benchmarks.md"
 DEFAULT_SCALES = (10_000, 100_000)
@@ -90,13 +90,6 @@ def fmt(value, digits: int = 1, unit: str = "") -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -119,7 +112,7 @@ def machine_info() -> dict:
         "ram_gb": round(ram / 2**30, 1) if ram else None,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "libraries": {name: _version(name) for name in LIBRARIES},
+        "libraries": {name: package_version(name, "not installed") for name in LIBRARIES},
         "load_average_start": load_average(),
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
