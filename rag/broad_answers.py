@@ -393,7 +393,7 @@ def _value(rows: list[dict], attribute: str) -> tuple[float, str, dict] | None:
             if quantity.kind != "number" or not unit:
                 continue
             base, factor = UNIT_SCALE.get(unit.group(1), (unit.group(1), 1))
-            context = row["zh"][max(0, quantity.span[0] - 16):unit.end()]
+            context = row["zh"][max(0, quantity.span[0] - 16):unit.end() + 6]  # "减少 140 万吨碳排放"
             if base in ATTRIBUTE_UNITS[attribute] and re.search(cue, context):
                 return quantity.value * factor, base, row
     return None

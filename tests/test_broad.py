@@ -187,3 +187,10 @@ def test_overview_of_a_topic_no_title_names_quotes_the_nearest_passages(pipeline
     assert answer.outcome == OVERVIEW and "passages of the report closest" in answer.answer.splitlines()[0]
     assert any("海龟" in c.sentence_zh for c in answer.citations)
     assert quoted_and_cited(answer)
+
+
+def test_compare_reads_the_unit_and_what_it_measures_on_either_side(pipeline):
+    answer = ask(pipeline, "比较卡洛特水电站和迪拜光热光伏混合发电项目每年减少的二氧化碳排放量。")
+    computed = [line for line in answer.answer.splitlines() if line.startswith("→")]
+    assert computed == [line for line in computed if "350 万吨" in line and "140 万吨" in line and "2.5 倍" in line]
+    assert computed
