@@ -10,7 +10,7 @@ import json
 import re
 import time
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -150,16 +150,7 @@ def evaluate_answers(pipeline, questions: list[dict], generator: str | None = No
     for question in tqdm(questions, disable=not progress, desc="answering", unit="question"):
         answer = pipeline.ask(question["question"], generator=generator)
         answerable = is_answerable(question)
-        rows.append({
-            "id": question.get("id"), "lang": question.get("lang", "?"), "answerable": answerable,
-            "correct": answerable and not answer.refused and gold_in_answer(answer.answer, question.get("answers", [])),
-            "refused": answer.refused,
-            "evidence_cited": answerable and any(first_hit_rank([c.zh], question["evidence"]) for c in answer.citations),
-            "citations": len(answer.citations), "supported": sum(c.supported for c in answer.citations),
-            "extractive": answer.generator.startswith("extractive"),
-            "first_token_ms": answer.timings.get("first_token_ms"), "total_ms": answer.timings["total_ms"],
-            "answer": answer.answer,
-        })
+        rows.append(answer_row(question, answer))
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         for group in {"all", row["lang"], row["lang"] if row["lang"] in ("zh", "en") else OTHER}:
@@ -167,7 +158,35 @@ def evaluate_answers(pipeline, questions: list[dict], generator: str | None = No
     return {
         "generator": generator or pipeline.settings.generator,
         "groups": {g: _answer_metrics(r) for g, r in sorted(groups.items(), key=lambda g: _group_order(g[0]))},
+        "outcomes": dict(Counter(r["outcome"] for r in rows)),
+        "traps": {trap: _share([r for r in rows if r["trap"] == trap], "refused")
+                  for trap in sorted({r["trap"] for r in rows if r["trap"]})},
         "rows": rows,
+    }
+
+
+def answer_row(question: dict, answer) -> dict:
+    """One scored answer. ``wrong_verified``: answered (not refused) with every citation verified but the
+    gold answer absent — the candidates for a wrong answer under a green badge, to be read by a person."""
+    from rag.citations import script_problem, strip_markers
+
+    answerable = is_answerable(question)
+    correct = answerable and not answer.refused and gold_in_answer(answer.answer, question.get("answers", []))
+    evidence = [question.get("evidence", ""), question.get("evidence2", "")]
+    return {
+        "id": question.get("id"), "lang": question.get("lang", "?"), "answerable": answerable,
+        "trap": question.get("trap"), "outcome": getattr(answer, "outcome", "answered"),
+        "correct": correct, "refused": answer.refused,
+        "evidence_cited": answerable and all(any(first_hit_rank([c.zh], e) for c in answer.citations)
+                                             for e in evidence if e),
+        "citations": len(answer.citations), "supported": sum(c.supported for c in answer.citations),
+        "wrong_verified": answerable and not correct and not answer.refused and bool(answer.citations)
+                          and all(c.supported for c in answer.citations),
+        "extractive": answer.generator.startswith("extractive"),
+        "in_language": script_problem(strip_markers(answer.answer), question.get("lang", "")) is None,
+        "answer_chars": len(strip_markers(answer.answer)),
+        "first_token_ms": answer.timings.get("first_token_ms"), "total_ms": answer.timings["total_ms"],
+        "answer": answer.answer,
     }
 
 
@@ -189,6 +208,9 @@ def _answer_metrics(rows: list[dict]) -> dict:
         "refused_unanswerable": _share(unanswerable, "refused"),
         "refused_answerable": _share(answerable, "refused"),
         "extractive_share": _share(rows, "extractive"),
+        "wrong_verified": sum(r["wrong_verified"] for r in rows),
+        "in_language": _share(rows, "in_language"),
+        "answer_chars_p50": float(np.percentile([r["answer_chars"] for r in rows], 50)),
         "first_token_p50_ms": float(np.percentile(first_tokens, 50)) if first_tokens else None,
         "total_p50_ms": float(np.percentile(totals, 50)),
         "total_p95_ms": float(np.percentile(totals, 95)),
@@ -197,29 +219,37 @@ def _answer_metrics(rows: list[dict]) -> dict:
 
 def format_answer_report(report: dict) -> str:
     columns = ("accuracy", "evidence_cited", "citations_supported", "refused_unanswerable", "refused_answerable",
-               "extractive_share", "first_token_p50_ms", "total_p50_ms", "total_p95_ms")
-    short = ("acc", "ev.cited", "supported", "refuse-un", "refuse-ans", "extract", "TTFT p50", "total p50", "p95")
+               "wrong_verified", "in_language", "answer_chars_p50", "first_token_p50_ms", "total_p50_ms", "total_p95_ms")
+    short = ("acc", "ev.cited", "supported", "refuse-un", "refuse-ans", "wrong+ok", "in-lang", "chars p50",
+             "TTFT p50", "total p50", "p95")
     lines = [f"answers with generator {report['generator']}",
              f"{'group':<8}{'n':>4}" + "".join(f"{c:>11}" for c in short)]
     for group, m in report["groups"].items():
-        cells = "".join(f"{'-':>11}" if m[c] is None else f"{m[c]:>11.0f}" if c.endswith("_ms") else f"{m[c]:>11.2f}"
-                        for c in columns)
+        cells = "".join(f"{'-':>11}" if m[c] is None else f"{m[c]:>11.0f}" if c.endswith(("_ms", "_p50", "verified"))
+                        else f"{m[c]:>11.2f}" for c in columns)
         lines.append(f"{group:<8}{m['n']:>4}{cells}")
+    lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(report.get("outcomes", {}).items())))
+    if report.get("traps"):
+        lines.append("refused per trap: " + ", ".join(f"{k} {v:.2f}" for k, v in report["traps"].items()))
     return "\n".join(lines)
 
 
 def refusal_curve(pipeline, questions: list[dict], thresholds: list[float] | None = None) -> list[dict]:
-    """Refusal rates on unanswerable and answerable questions for each evidence-score threshold."""
+    """Refusal rates on unanswerable and answerable questions for each evidence-score threshold, with the
+    score-independent refusals the pipeline adds (out of scope; no evidence sentence holds a value of the
+    asked kind) applied at every threshold. The model's NOT_FOUND is not part of it (no model is run)."""
     scores = []
     for question in questions:
-        selection = pipeline.selector.select(pipeline.retriever.search(question["question"], pipeline.settings.top_k))
+        result = pipeline.retriever.search(question["question"], pipeline.settings.top_k)
+        selection = pipeline.selector.select(result)
         offset = 0.0 if selection.lexical else settings_gap(pipeline.settings)
-        scores.append((selection.best_score + offset, is_answerable(question)))
+        always = pipeline.out_of_scope(question["question"], result) or not selection.holds_asked
+        scores.append((selection.best_score + offset, always, is_answerable(question)))
     grid = [round(0.80 + 0.01 * i, 2) for i in range(31)]
     thresholds = thresholds or sorted({*grid, pipeline.settings.refusal_threshold})
     curve = []
     for threshold in thresholds:
-        refused = [(score < threshold, answerable) for score, answerable in scores]
+        refused = [(score < threshold or always, answerable) for score, always, answerable in scores]
         unanswerable = [r for r, a in refused if not a]
         answerable = [r for r, a in refused if a]
         curve.append({"threshold": threshold,
@@ -310,7 +340,7 @@ def _broad_metrics(rows: list[dict]) -> dict:
 
 def format_broad_report(report: dict) -> str:
     columns = ("kind_recognised", "passed", "item_recall", "cited_held", "total_p50_ms", "total_max_ms")
-    lines = [f"broad answers with generator {report['generator']}",
+    lines = [f"broad answers from the report's structure (no model; questions it cannot place use {report['generator']})",
              f"{'kind':<10}{'n':>4}" + "".join(f"{c:>16}" for c in columns)]
     for group, m in report["groups"].items():
         cells = "".join(f"{'-':>16}" if m[c] is None else f"{m[c]:>16.0f}" if c.endswith("_ms") else f"{m[c]:>16.2f}"
