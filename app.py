@@ -288,9 +288,12 @@ def draw_body(turn_index: int, turn: conv.Turn) -> None:
     if turn.mode == "search":
         st.markdown(f"**{len(turn.passages)} passages** match your question (search only: no answer written).")
     elif answer is not None:
-        if answer.refused:
-            st.warning(conv.escape_markdown(answer.answer))
+        if answer.outcome == "out_of_scope":
+            st.info(conv.escape_markdown(answer.answer), icon=":material/info:")
+        elif answer.refused:
+            st.warning(conv.escape_markdown(answer.answer), icon=":material/search_off:")
         else:
+            st.markdown(conv.outcome_badge(answer.outcome))
             st.markdown(conv.link_markers(answer.answer, turn_index, [c.marker for c in answer.citations]))
         notes = [conv.extractive_note(answer)]
         if conv.shows_english(answer):
@@ -300,7 +303,7 @@ def draw_body(turn_index: int, turn: conv.Turn) -> None:
                                    conv.stages_summary(turn.stages)]))
         st.caption("  \n".join(conv.escape_markdown(n) for n in notes if n))
         if answer.refused and turn.passages:
-            st.markdown("**Closest passages**, for you to check:")
+            st.markdown("**Closest passages**, for context only: they do not answer the question.")
     for passage in turn.passages:
         draw_passage(turn_index, passage)
 
@@ -359,6 +362,9 @@ def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, status
         elif kind == "token":
             text += payload
             body.markdown(conv.escape_markdown(text) + " ▌")
+        elif kind == "reset":  # the first attempt failed a check: the retry replaces it
+            text = ""
+            body.markdown(" ▌")
         elif kind == "answer":
             answer = payload
         elif kind == "standalone":

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from rag import arithmetic, units
 from rag import citations as cite
 from rag import config, prompts
+from rag.asked import missing_names
 from rag.evidence import Evidence, EvidenceSelection, EvidenceSelector
 from rag.questions import clean_question
 from rag.retrieval import Retriever
@@ -137,8 +138,10 @@ class Pipeline:
         if operation and (computed := self._computed(operation, question, language, selection, timings, start)):
             yield "answer", computed
             return
-        if not self.answerable(selection) or not selection.holds_asked:
-            yield "answer", self._refusal(question, language, selection, result.hits, spec, timings, start)
+        missing = missing_names(question, result.language, _context(selection))
+        if not self.answerable(selection) or not selection.holds_asked or missing:
+            note = f"the passages never mention {', '.join(missing)}" if missing else ""
+            yield "answer", self._refusal(question, language, selection, result.hits, spec, timings, start, note=note)
             return
         yield "stage", "writing"
         answer = yield from self._phrase(question, language, selection, citations, spec, timings, start)
@@ -173,8 +176,11 @@ class Pipeline:
     def _computed(self, operation, question, language, selection, timings, start) -> Answer | None:
         """Two facts found and combined by code (rag/arithmetic.py), both cited; None when either is missing."""
         ranked = [(e.position, e.sentence.zh, e.sentence.en, e.chunk.section_zh[-1]) for e in selection.ranked]
+        parts = arithmetic.parts(question)
+        if operation in arithmetic.TWO_PARTS and len(parts) < 2:
+            return None
         found = arithmetic.candidates(operation, ranked)
-        scorers = self._part_scorers(arithmetic.parts(question), found)
+        scorers = self._part_scorers(parts, found)
         chosen = arithmetic.choose(operation, found, scorers,
                                    frozenset(units.named_unit_kinds(question)), question)
         result = arithmetic.compute(operation, *chosen, question, language) if chosen else None
@@ -281,6 +287,12 @@ class Pipeline:
         return Answer(question, language, f"{lead}{label} {body}", False, quoted,
                       EXTRACTIVE if spec == EXTRACTIVE else f"{EXTRACTIVE} (fallback from {spec})",
                       timings, quotes=[_quote(c, language) for c in quoted], note=note, outcome=QUOTED)
+
+
+def _context(selection: EvidenceSelection) -> str:
+    """The chosen sentences' passages and headings, both languages: what the evidence is about."""
+    return "\n".join(f"{' '.join(e.chunk.section_zh)} {' '.join(e.chunk.section_en)}\n{e.chunk.zh}\n{e.chunk.en}"
+                     for e in selection.sentences)
 
 
 def _value_lead(selection: EvidenceSelection, quote: str, language: str) -> str:

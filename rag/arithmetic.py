@@ -29,12 +29,15 @@ OPERATIONS: list[tuple[str, re.Pattern]] = [(op, re.compile(pattern, re.IGNORECA
               r"how many times|combien de fois|par (?:habitant|personne)|cuántas veces|por (?:habitante|persona)|"
               r"wie oft|pro (?:Einwohner|Person)|во сколько раз|на (?:одного|каждого) (?:жител|человек)|"
               r"بناءً على عدد|استناداً إلى عدد|كم مرة"),
-    ("difference", r"相差|差距|多多少|少多少|多出|高出|差多少|增加了多少|how many more|how much more|how much (?:higher|larger|greater|less|lower)|"
+    ("difference", r"相差|差距|多多少|(?<!减)少多少|多出|高出|差多少|增加了多少|how many more|how much more|how much (?:higher|larger|greater|less|lower)|"
                    r"difference between|combien de plus|de combien|cuánt[oa]s? más|wie viel mehr|wie viele mehr|um wie viel|"
                    r"на сколько|بكم (?:يزيد|أكثر)"),
-    ("sum", r"合计|总共|一共|共计|加起来|总和|together|combined|in total|altogether|au total|ensemble|en total|juntos|"
+    ("sum", r"合计|加起来|总和|together|combined|in total|altogether|au total|ensemble|en total|juntos|"
             r"zusammen|insgesamt|вместе|в сумме|مجموع|合計"),
 ]]
+# A sum or difference names its two things ("A 与 B", "A than B"); without a second part it is one fact
+# ("总共是多少", "可减少多少吨").
+TWO_PARTS = ("sum", "difference", "date_difference")
 CONNECTIVES = re.compile(r"与|和|比|及|跟|，|、| than | and | by | et | y | und | и | و|,? чем |,? que |,? als ")
 MAX_SEARCH_SENTENCES = 12  # ranked sentences looked at per part: the fact is near the top or absent
 

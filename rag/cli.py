@@ -245,8 +245,8 @@ def cmd_ask(args, settings: config.Settings) -> int:
     for kind, payload in pipeline.stream(args.question, **options):
         if kind == "evidence" and payload:
             print("Evidence: " + " ".join(f"[{c.marker}] {c.sentence_zh}" for c in payload), file=sys.stderr)
-        elif kind == "token":
-            print(payload, end="", flush=True, file=sys.stderr)
+        elif kind in ("token", "reset"):
+            print_token(kind, payload)
         elif kind == "answer":
             print_answer(payload)
     return 0
@@ -294,8 +294,8 @@ def chat_turn(pipeline, question: str, history: list, options: dict):
     for kind, payload in pipeline.stream(question, history=history, **options):
         if kind == "standalone" and payload != " ".join(question.split()):
             print(f"Understood as: {payload}")
-        elif kind == "token":
-            print(payload, end="", flush=True, file=sys.stderr)
+        elif kind in ("token", "reset"):
+            print_token(kind, payload)
         elif kind == "answer":
             answer = payload
     print_answer(answer)
@@ -317,9 +317,23 @@ def print_sources(answer) -> None:
             print(f"    {passage['en']}")
 
 
+def print_token(kind: str, payload) -> None:
+    """The model's answer as it is written, on stderr; a failed first attempt is marked before the retry."""
+    if kind == "reset":
+        print("\n(the answer failed a check; writing it again)", file=sys.stderr)
+    else:
+        print(payload, end="", flush=True, file=sys.stderr)
+
+
+OUTCOME_LABELS = {"answered": "answered, claims checked", "computed": "computed from the report's figures",
+                  "quoted": "quoted from the report", "not_in_report": "not in the report",
+                  "out_of_scope": "outside the report"}
+
+
 def print_answer(answer) -> None:
     print(file=sys.stderr)
     print(answer.answer)
+    print(f"  [{OUTCOME_LABELS.get(answer.outcome, answer.outcome)}]")
     for citation in answer.citations:
         badge = "verified" if citation.supported else "not supported"
         print(f"  [{citation.marker}] {citation.section} ({citation.chunk_id}, {badge})")
@@ -327,7 +341,7 @@ def print_answer(answer) -> None:
         if citation.sentence_en:
             print(f"      {citation.sentence_en}")
     for passage in answer.closest:
-        print(f"  closest: {passage['chunk_id']} {passage['section']}")
+        print(f"  context (not a source of the answer): {passage['chunk_id']} {passage['section']}")
     if answer.note:
         print(f"  note: {answer.note}")
     print(f"  ({answer.generator}, {answer.timings.get('total_ms', 0):.0f} ms)")

@@ -146,6 +146,18 @@ def _join_inline(pieces: list[str]) -> str:
     return out
 
 
+# How each outcome of an answer is marked above it (refusals are drawn as a warning or a note instead).
+OUTCOME_BADGES = {
+    "answered": ":green-badge[:material/fact_check: answer checked against the report]",
+    "computed": ":blue-badge[:material/calculate: computed from two figures of the report]",
+    "quoted": ":gray-badge[:material/format_quote: the report's own words]",
+}
+
+
+def outcome_badge(outcome: str) -> str:
+    return OUTCOME_BADGES.get(outcome, "")
+
+
 def badge_markdown(supported: bool) -> str:
     return ":green-badge[:material/check_circle: verified]" if supported \
         else ":red-badge[:material/error: not supported]"
@@ -169,6 +181,7 @@ class Passage:
     span_en: tuple[int, int] | None = None
     supported: bool | None = None  # None: not a citation (no badge)
     score: float | None = None
+    notes: tuple[str, ...] = ()  # translator's notes on the passages (contradictions, uncertain names)
 
 
 @dataclasses.dataclass
@@ -215,6 +228,11 @@ def _section_en(chunk) -> str:
     return " > ".join(getattr(chunk, "section_en", ()) or ())
 
 
+def _notes(item) -> tuple[str, ...]:
+    """The translator's notes of a chunk or citation (none for other objects)."""
+    return tuple(getattr(item, "notes", ()) or ())
+
+
 def citation_passages(answer, chunks: Mapping[str, Any] | None = None) -> list[Passage]:
     """One card per citation, the supporting sentence located in both languages.
 
@@ -224,7 +242,7 @@ def citation_passages(answer, chunks: Mapping[str, Any] | None = None) -> list[P
     return [
         Passage(c.marker, c.chunk_id, list(c.passage_ids), c.section, _section_en(chunks.get(c.chunk_id)), c.zh, c.en,
                 tuple(c.span) if c.span else find_span(c.zh, c.sentence_zh), find_span(c.en, c.sentence_en),
-                bool(c.supported))
+                bool(c.supported), notes=_notes(c) or _notes(chunks.get(c.chunk_id)))
         for c in answer.citations
     ]
 
@@ -237,7 +255,7 @@ def closest_passages(answer, chunks: Mapping[str, Any] | None = None) -> list[Pa
         chunk = chunks.get(p.get("chunk_id", ""))
         passage_ids = list(p.get("passage_ids") or getattr(chunk, "passage_ids", ()) or ())
         passages.append(Passage(number, p.get("chunk_id", ""), passage_ids, p.get("section", ""), _section_en(chunk),
-                                p.get("zh", ""), p.get("en", "")))
+                                p.get("zh", ""), p.get("en", ""), notes=_notes(chunk)))
     return passages
 
 
@@ -262,7 +280,7 @@ def search_passages(result, sentences: Sequence, chunks: Sequence) -> list[Passa
         span_en = find_span(chunk.en, sentence.en) if sentence is not None else None
         passages.append(Passage(number, chunk.id, list(chunk.passage_ids), chunk.section,
                                 " > ".join(chunk.section_en), chunk.zh, chunk.en, span_zh, span_en,
-                                score=float(hit.score)))
+                                score=float(hit.score), notes=_notes(chunk)))
     return passages
 
 
@@ -400,6 +418,8 @@ def status_label(turn: Turn) -> str:
         return "Could not answer"
     if turn.mode == "search":
         return f"Found {len(turn.passages)} passages in {format_seconds(total)}"
+    if turn.answer is not None and turn.answer.outcome == "out_of_scope":
+        return f"Outside the report · checked in {format_seconds(total)}"
     if turn.answer is not None and turn.answer.refused:
         return f"Not in the report · checked in {format_seconds(total)}"
     return f"Answered in {format_seconds(total)}"
@@ -490,6 +510,7 @@ def _passage_markdown(p: Passage) -> list[str]:
         lines += [_quote_block(p.zh), ""]
         if p.en:
             lines += [_quote_block(f"English: {p.en}"), ""]
+    lines += [line for note in p.notes for line in (f"*Translator's note: {' '.join(note.split())}*", "")]
     return lines
 
 

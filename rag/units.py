@@ -131,7 +131,7 @@ def counted_noun(text: str, start: int, end: int) -> str:
     """The noun a count is about: after its counter ("157座隧道" → 隧道, "157 tunnels" → tunnel), else
     the nearest noun before it in the clause ("沉淀池 157 座" → 沉淀池)."""
     before, after = _clause(text, start, end)
-    after = after.lstrip()
+    after = after.lstrip().lstrip("余多")
     if after[:1] and after[0] in CN_COUNTERS:
         match = _ZH_ENTITY_RE.match(after[1:].lstrip())
         if match:

@@ -275,14 +275,30 @@ def test_first_run_without_an_index_builds_it_with_progress(monkeypatch, tmp_pat
     assert turn.answer is not None and turn.passages  # cited, or refused with the closest passages
 
 
-def test_refusal_shows_the_message_and_closest_passages(app):
+def test_out_of_scope_question_gets_a_note_and_no_passages(app):
     ask(app, "Who won the football World Cup in 1998?")
     turn = last_turn(app)
-    assert turn.answer.refused and turn.passages
+    assert turn.answer.outcome == "out_of_scope" and not turn.passages
     page = texts(app)
-    assert "The report does not say" in page and "Closest passages" in page
+    assert "I answer questions about the Green Silk Road" in page and "verified" not in page
+    assert app.status[-1].label.startswith("Outside the report")
+
+
+def test_not_in_report_shows_the_message_and_closest_passages_without_badges(app):
+    ask(app, "How much did BYD invest in its electric bus factory in Hungary?")
+    turn = last_turn(app)
+    assert turn.answer.outcome == "not_in_report" and turn.passages
+    page = texts(app)
+    assert "The report does not give the amount asked for" in page and "Closest passages" in page
     assert "verified" not in page and app.status[-1].label.startswith("Not in the report")
     assert len(app.subheader) == len(turn.answer.closest)
+
+
+def test_answers_are_marked_by_their_outcome(app):
+    ask(app, ZH_QUESTION)
+    outcome = last_turn(app).answer.outcome
+    assert outcome in ("answered", "quoted", "computed")
+    assert conv.outcome_badge(outcome).split("]")[0].split(":")[-1] in texts(app)
 
 
 def test_local_model_streams_a_checked_answer(monkeypatch):
