@@ -28,6 +28,7 @@ ANSWERED, COMPUTED, QUOTED, NOT_IN_REPORT, OUT_OF_SCOPE = (
     "answered", "computed", "quoted", "not_in_report", "out_of_scope")
 OUTCOMES = (ANSWERED, COMPUTED, QUOTED, NOT_IN_REPORT, OUT_OF_SCOPE)
 MAX_QUOTED = 2  # a quoted answer is the one or two sentences that hold the answer; the card has the rest
+MAX_ANSWER_SENTENCES = 2  # a phrased answer is short: the prompt asks for two sentences, code holds it there
 
 
 @dataclasses.dataclass
@@ -127,7 +128,8 @@ class Pipeline:
         selection = self.selector.select(result)
         language = language or result.language
         spec = generator or self.settings.generator
-        timings["retrieve_ms"] = _ms(start)
+        timings["retrieve_ms"] = _ms(start)  # search + evidence, from the question's arrival
+        timings["evidence_ms"] = round(timings["retrieve_ms"] - timings["search_ms"], 1)
         if self.out_of_scope(question, result):
             yield "evidence", []
             yield "answer", self._refusal(question, language, selection, [], spec, timings, start, OUT_OF_SCOPE)
@@ -224,6 +226,8 @@ class Pipeline:
                     {"role": "user", "content": prompts.USER.format(
                         facts=facts, question=question, language_name=prompts.language_name(language))}]
         evidence = [text for c in citations for text in (c.sentence_zh, c.sentence_en) if text]
+        # The evidence sentences' vectors were stored at build time: the checks encode only the answer.
+        vectors = self.retriever.index.sentence_vectors[[e.position for e in selection.sentences]]
         context = "\n".join(f"{c.section}\n{c.zh}\n{c.en}" for c in citations)
         problems: list[str] = []
         for attempt in range(2):  # the first answer, then one retry with the failure named
@@ -250,10 +254,10 @@ class Pipeline:
                 break
             check_start = time.perf_counter()
             check = cite.check_answer(text, evidence, language, self.retriever.embedder, self.retriever.glossary,
-                                      context, question, selection.asked)
+                                      context, question, selection.asked, vectors)
             timings["check_ms"] = timings.get("check_ms", 0.0) + _ms(check_start)
             if check.ok:
-                return self._compose(question, language, text, citations, model.name, timings, start)
+                return self._compose(question, language, text, citations, vectors, model.name, timings, start)
             problems = check.problems
             log.debug("answer check failed (%s): %s", "; ".join(problems), text)
             messages += [{"role": "assistant", "content": text},
@@ -261,12 +265,13 @@ class Pipeline:
                              problem="; ".join(problems), language_name=prompts.language_name(language))}]
         return self._quoted(question, language, selection, citations, spec, timings, start, note="; ".join(problems))
 
-    def _compose(self, question, language, text, citations, generator, timings, start) -> Answer:
-        """Attach markers to each answer sentence from the evidence that supports it."""
+    def _compose(self, question, language, text, citations, vectors, generator, timings, start) -> Answer:
+        """Attach markers to each answer sentence (at most MAX_ANSWER_SENTENCES) from the evidence that
+        supports it."""
         evidence = [f"{c.sentence_zh} {c.sentence_en}" for c in citations]
         parts, used = [], set()
-        for sentence in cite.split_answer(text):
-            markers = cite.support_markers(sentence, evidence, self.retriever.embedder)
+        for sentence in cite.split_answer(text)[:MAX_ANSWER_SENTENCES]:
+            markers = cite.support_markers(sentence, evidence, self.retriever.embedder, vectors)
             used.update(markers)
             parts.append(sentence + "".join(f"[{m}]" for m in markers))
         kept = [dataclasses.replace(c, supported=True) for c in citations if c.marker in used]

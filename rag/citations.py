@@ -86,7 +86,8 @@ def unknown_names(answer: str, evidence: str, glossary: tuple[Term, ...]) -> lis
 
 
 def check_answer(answer: str, evidence: list[str], language: str, embedder, glossary: tuple[Term, ...],
-                 context: str = "", question: str = "", asked: Asked = Asked(None)) -> CheckResult:
+                 context: str = "", question: str = "", asked: Asked = Asked(None),
+                 evidence_vectors: np.ndarray | None = None) -> CheckResult:
     """All checks of the module docstring.
 
     ``evidence`` holds the cited sentences in both languages; numbers must come from them. ``context``
@@ -107,7 +108,7 @@ def check_answer(answer: str, evidence: list[str], language: str, embedder, glos
         problems.append(f"the name {name!r} is not in the facts")
     if (problem := script_problem(text, language)) is not None:
         problems.append(problem)
-    similarity = answer_similarity(text, evidence, embedder) if text else 0.0
+    similarity = answer_similarity(text, evidence, embedder, evidence_vectors) if text else 0.0
     if text and not is_bare_quantity(text) and (
             similarity < SEMANTIC_MIN or not grounded_in_words(text, joined + "\n" + context, language)):
         problems.append("it does not restate the facts")
@@ -146,23 +147,33 @@ def grounded_in_words(answer: str, source: str, language: str) -> bool:
     return len(found) / len(words) >= GROUNDED_SHARE
 
 
-def answer_similarity(answer: str, evidence: list[str], embedder) -> float:
-    vectors = embedder.encode_passages([answer, *evidence])
-    return float(np.max(vectors[1:] @ vectors[0]))
+def answer_similarity(answer: str, evidence: list[str], embedder, evidence_vectors: np.ndarray | None = None) -> float:
+    """Best cosine of the answer with an evidence text. ``evidence_vectors``: the index's stored vectors of
+    the same sentences (built with the same embedder), so that only the answer is encoded here."""
+    if evidence_vectors is None:
+        vectors = embedder.encode_passages([answer, *evidence])
+        return float(np.max(vectors[1:] @ vectors[0]))
+    answer_vector = embedder.encode_passages([answer])[0]
+    return float(np.max(evidence_vectors.reshape(-1, answer_vector.shape[0]) @ answer_vector))
 
 
 def split_answer(answer: str) -> list[str]:
     return split_sentences(strip_markers(answer))
 
 
-def support_markers(answer_sentence: str, evidence_texts: list[str], embedder) -> list[int]:
+def support_markers(answer_sentence: str, evidence_texts: list[str], embedder,
+                    evidence_vectors: np.ndarray | None = None) -> list[int]:
     """1-based positions of the evidence items that support an answer sentence.
 
     An item supports it when it holds every number of the sentence and is the closest in meaning, or is
     within a small margin of the closest; at least the closest item is always returned.
+    ``evidence_vectors`` (items, languages, dim): the index's stored vectors of the items' sentences.
     """
-    vectors = embedder.encode_passages([answer_sentence, *evidence_texts])
-    similarity = vectors[1:] @ vectors[0]
+    if evidence_vectors is None:
+        vectors = embedder.encode_passages([answer_sentence, *evidence_texts])
+        similarity = vectors[1:] @ vectors[0]
+    else:  # (items, languages, dim): an item is as close as its closer language
+        similarity = (evidence_vectors @ embedder.encode_passages([answer_sentence])[0]).max(axis=1)
     best = float(similarity.max())
     chosen = [i + 1 for i, (text, score) in enumerate(zip(evidence_texts, similarity))
               if score >= best - 0.02 and not units.unsupported(answer_sentence, [text], nouns=False)]
