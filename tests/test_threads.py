@@ -18,7 +18,9 @@ def test_a_short_query_runs_on_one_thread_when_alone():
 
 
 def test_other_torch_work_never_sees_the_lowered_count(settings, monkeypatch):
-    """Two embedders of one process: one answers short queries, the other encodes batches meanwhile."""
+    """Two embedders of one process: one answers short queries, the other encodes batches meanwhile, each
+    from a fresh thread (as a transformers generation runs): a new thread takes torch's process-wide count
+    at its first operation, so a count lowered at that moment would stay with it."""
     default = torch.get_num_threads()
     querying, batching = Embedder(settings.embedder, settings.cache_dir), Embedder(settings.embedder, settings.cache_dir)
     model = batching._load()
@@ -41,7 +43,10 @@ def test_other_torch_work_never_sees_the_lowered_count(settings, monkeypatch):
     worker.start()
     try:
         for _ in range(15):
-            batching.encode_passages(["绿色丝绸之路", "green finance", "蒙内铁路", "Karot hydropower station"])
+            batch = threading.Thread(target=batching.encode_passages,
+                                     args=(["绿色丝绸之路", "green finance", "蒙内铁路", "Karot hydropower station"],))
+            batch.start()
+            batch.join()
     finally:
         stop.set()
         worker.join()
