@@ -121,8 +121,9 @@ def cmd_build(args, settings: config.Settings) -> int:
         except StaleIndex as reason:
             log.info("%s — building", reason)
     manifest = build_index(settings, progress=True)
-    log.info("built %d chunks, %d vectors (%s) in %s", manifest["counts"]["chunks"],
-             manifest["counts"]["vectors"], "+".join(manifest["languages"]), settings.index_dir)
+    log.info("built %d chunks, %d vectors (%s, %s index) in %s", manifest["counts"]["chunks"],
+             manifest["counts"]["vectors"], "+".join(manifest["languages"]), manifest["index_type"],
+             settings.index_dir)
     return 0
 
 
