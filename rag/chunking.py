@@ -26,6 +26,7 @@ class Chunk:
     section_en: tuple[str, ...]
     zh: str
     en: str
+    notes: tuple[str, ...] = ()  # translator's notes of its passages (en.jsonl "note"), shown on source cards
 
     @property
     def section(self) -> str:
@@ -141,6 +142,7 @@ def _split_passage(passage: Passage, max_chars: int) -> list[Chunk]:
             section_en=passage.section_en,
             zh="".join(group),
             en=en_parts[i - 1],
+            notes=(passage.note,) if passage.note else (),
         )
         for i, group in enumerate(zh_groups, start=1)
     ]
@@ -155,6 +157,7 @@ def _merge(passages: list[Passage]) -> Chunk:
         section_en=first.section_en,
         zh="\n".join(p.zh for p in passages),
         en="\n".join(p.en for p in passages if p.en),
+        notes=tuple(dict.fromkeys(p.note for p in passages if p.note)),  # one note may cover two passages
     )
 
 

@@ -13,7 +13,8 @@ consistent hierarchy:
 
 ``load_passages`` reads the cleaned file into ``Passage`` objects whose ids are built from that
 hierarchy (``p-1-2-1-b1-1-001``: part 一, section （二）, subsection 1, box 专栏一, project （一）, first
-paragraph), so the same text always gets the same id. English text comes from ``en.jsonl`` when present.
+paragraph), so the same text always gets the same id. English text comes from ``en.jsonl`` when present,
+with the translator's note of a passage where the report contradicts itself or a public source.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class Passage:
     zh: str
     section_en: tuple[str, ...] = ()
     en: str = ""
+    note: str = ""  # the translator's note of en.jsonl: a contradiction or an uncertain name
 
 
 def cn_number(text: str) -> int:
@@ -190,16 +192,24 @@ def heading_id(path: tuple[Heading, ...]) -> str:
     return "h-" + "-".join(h.key for h in path)
 
 
+def _edition_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def load_english(path: Path = config.EN_FILE) -> dict[str, str]:
     """id → English text (passages ``p-…`` and headings ``h-…``); empty when the edition is absent."""
-    if not path.exists():
-        return {}
-    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    return {row["id"]: row["en"] for row in rows}
+    return {row["id"]: row["en"] for row in _edition_rows(path)}
+
+
+def load_notes(path: Path = config.EN_FILE) -> dict[str, str]:
+    """passage id → translator's note, for the rows of en.jsonl that carry one."""
+    return {row["id"]: row["note"] for row in _edition_rows(path) if row.get("note")}
 
 
 def load_passages(zh_path: Path = config.ZH_FILE, en_path: Path = config.EN_FILE) -> list[Passage]:
-    english = load_english(en_path)
+    english, notes = load_english(en_path), load_notes(en_path)
     counters: dict[str, int] = {}
     passages = []
     for path, text in parse_clean(zh_path.read_text(encoding="utf-8")):
@@ -214,6 +224,7 @@ def load_passages(zh_path: Path = config.ZH_FILE, en_path: Path = config.EN_FILE
                 zh=text,
                 section_en=section_en if all(section_en) else (),
                 en=english.get(passage_id, ""),
+                note=notes.get(passage_id, ""),
             )
         )
     return passages

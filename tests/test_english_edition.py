@@ -3,7 +3,8 @@
 * alignment: one English line per Chinese passage id and heading id, no orphans, no duplicates;
 * numbers: every value in a Chinese passage or heading (rag.numbers) is in its English;
 * glossary: every glossary term found in a Chinese passage or heading has its English form there;
-* length: the English/Chinese character ratio of each passage is in a plausible band.
+* length: the English/Chinese character ratio of each passage is in a plausible band;
+* translator's notes: an optional "note" on a passage row reaches its passage and chunks.
 
 See docs/corpus.md.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from rag import config, corpus, glossary
+from rag.chunking import chunk_passages
 from rag.numbers import extract_numbers, same_value
 
 GLOSSARY_EXCEPTIONS_FILE = Path(__file__).parent / "data" / "glossary_exceptions.tsv"
@@ -79,8 +81,8 @@ def test_every_line_is_an_id_en_object():
     for number, line in enumerate(config.EN_FILE.read_text(encoding="utf-8").splitlines(), 1):
         assert line.strip(), f"en.jsonl line {number} is blank"
         row = json.loads(line)
-        assert set(row) == {"id", "en"}, f"en.jsonl line {number}: keys {sorted(row)}"
-        assert isinstance(row["id"], str) and isinstance(row["en"], str), f"en.jsonl line {number}"
+        assert {"id", "en"} <= set(row) <= {"id", "en", "note"}, f"en.jsonl line {number}: keys {sorted(row)}"
+        assert all(isinstance(value, str) for value in row.values()), f"en.jsonl line {number}"
 
 
 def test_ids_align_one_to_one(rows, units):
@@ -123,6 +125,33 @@ def test_english_is_non_empty_single_line(rows):
            if not row["en"].strip() or row["en"] != row["en"].strip()
            or re.search(r"[\n\r\u2028\u2029]", row["en"])]
     assert not bad, f"empty, padded or multi-line English: {bad}"
+
+
+def test_translator_notes_are_single_lines_on_passages(rows):
+    """A note belongs to a passage (it is shown on that passage's source card), never to a heading."""
+    noted = [row for row in rows if "note" in row]
+    assert noted, "no translator's notes (the UNEP memorandum's two terms need one)"
+    bad = [row["id"] for row in noted if not row["id"].startswith("p-") or not row["note"].strip()
+           or row["note"] != row["note"].strip() or re.search(r"[\n\r\u2028\u2029]", row["note"])]
+    assert not bad, f"notes on headings, empty, padded or multi-line: {bad}"
+
+
+def test_translator_notes_reach_passages_and_chunks(rows, passages):
+    notes = {row["id"]: row["note"] for row in rows if "note" in row}
+    assert {p.id: p.note for p in passages if p.note} == notes
+    chunks = chunk_passages(passages)
+    for pid, note in notes.items():
+        holding = [c for c in chunks if pid in c.passage_ids]
+        assert holding and all(note in c.notes for c in holding), pid
+    assert all(set(c.notes) <= {notes.get(pid) for pid in c.passage_ids} for c in chunks)
+
+
+def test_memorandum_with_unep_contradiction_is_noted(passages):
+    """The report dates its memorandum with UNEP 2017–2022 in the body and 2019–2022 in the annex."""
+    with_memorandum = [p for p in passages if "关于建设绿色“一带一路”的谅解备忘录" in p.zh]
+    assert {p.id for p in with_memorandum} == {"p-1-1-1-001", "p-a-2016-007"}
+    for passage in with_memorandum:
+        assert "2017–2022" in passage.note and "2019–2022" in passage.note, passage.id
 
 
 # --- numbers -------------------------------------------------------------------------------------
