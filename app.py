@@ -232,6 +232,8 @@ def draw_passage(turn_index: int, p: conv.Passage) -> None:
         details.append(conv.ids_markdown(p.chunk_id, p.passage_ids)
                        + (f" · score {p.score:.3f}" if p.score is not None else ""))
         st.caption("  \n".join(details))
+        for note in p.notes:
+            st.caption(":material/edit_note: Translator's note: " + conv.escape_markdown(note))
         left, right = st.columns(2, gap="medium")
         with left:
             st.caption("**中文** · the report")

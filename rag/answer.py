@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from rag import arithmetic, units
 from rag import citations as cite
 from rag import config, prompts
-from rag.asked import missing_names
+from rag.asked import ending_premise_missing, missing_names
 from rag.evidence import Evidence, EvidenceSelection, EvidenceSelector
 from rag.questions import clean_question
 from rag.retrieval import Retriever
@@ -140,10 +140,14 @@ class Pipeline:
         if operation and (computed := self._computed(operation, question, language, selection, timings, start)):
             yield "answer", computed
             return
-        missing = missing_names(question, result.language, _context(selection))
+        context = _context(selection)
+        missing = missing_names(question, result.language, context)
+        if ending_premise_missing(question, context):
+            missing.append("the ending the question presupposes")
         if not self.answerable(selection) or not selection.holds_asked or missing:
             note = f"the passages never mention {', '.join(missing)}" if missing else ""
-            yield "answer", self._refusal(question, language, selection, result.hits, spec, timings, start, note=note)
+            yield "answer", self._refusal(question, language, selection, [h.chunk for h in result.hits], spec, timings,
+                                          start, note=note)
             return
         yield "stage", "writing"
         answer = yield from self._phrase(question, language, selection, citations, spec, timings, start)
@@ -151,6 +155,12 @@ class Pipeline:
 
     def answerable(self, selection: EvidenceSelection) -> bool:
         return selection.answerable(self.settings.refusal_threshold, self.settings.refusal_threshold_meaning_only)
+
+    def _agrees_not_found(self, selection: EvidenceSelection) -> bool:
+        """The model's NOT_FOUND is taken when the evidence does not contradict it: no particular kind of
+        value was asked (a value of the asked kind about the asked thing would contradict it) and the
+        evidence score is below the higher bar ``refusal_threshold_not_found``."""
+        return selection.asked.kind is None and selection.best_score < self.settings.refusal_threshold_not_found
 
     def out_of_scope(self, question: str, result) -> bool:
         """Not about the report: nothing to read (only punctuation or emoji), or no sentence of the report
@@ -160,12 +170,13 @@ class Pipeline:
         scores = result.sentence_scores
         return scores is not None and len(scores) > 0 and float(scores.max()) < self.settings.scope_min_similarity
 
-    def _refusal(self, question, language, selection, hits, spec, timings, start, outcome=NOT_IN_REPORT,
+    def _refusal(self, question, language, selection, chunks, spec, timings, start, outcome=NOT_IN_REPORT,
                  note="") -> Answer:
         """Not in the report (naming what was asked, the closest passages offered as context, no badge),
         or out of scope (what the assistant is for, no passages)."""
-        closest = [{"chunk_id": h.chunk.id, "passage_ids": list(h.chunk.passage_ids), "section": h.chunk.section,
-                    "zh": h.chunk.zh, "en": h.chunk.en} for h in hits[:3]]
+        unique = list({c.id: c for c in chunks}.values())[:3]
+        closest = [{"chunk_id": c.id, "passage_ids": list(c.passage_ids), "section": c.section,
+                    "zh": c.zh, "en": c.en} for c in unique]
         if outcome == OUT_OF_SCOPE:
             text = prompts.localized(prompts.OUT_OF_SCOPE, language)
         else:
@@ -247,9 +258,9 @@ class Pipeline:
                 problems = [str(error)]
                 break  # a second call would wait for the same timeout again
             if prompts.NOT_FOUND in text:
-                if selection.best_score < self.settings.refusal_threshold_not_found:
-                    return self._refusal(question, language, selection, [], spec, timings, start,
-                                         note="the model found no answer in the evidence, and its score agrees")
+                if self._agrees_not_found(selection):
+                    return self._refusal(question, language, selection, [e.chunk for e in selection.sentences], spec,
+                                         timings, start, note="the model found no answer, and the evidence agrees")
                 problems = ["the model found no answer in the evidence"]
                 break
             check_start = time.perf_counter()

@@ -114,6 +114,24 @@ def missing_names(question: str, language: str, context: str) -> list[str]:
     return []
 
 
+# An event the question takes for granted that ends or undoes something ("why was it closed?", "¿por qué
+# dejó de generar?"). The report describes projects that run; when its passages never speak of such an
+# event, the question's premise is not the report's.
+ENDING_ASKED = re.compile(
+    r"关闭|停止|停运|停产|终止|取消|暂停|叫停|撤出|退出|中断|失败|stop|clos(?:e|ed|ure|ing)|shut|cancel|terminat|suspend|"
+    r"halt|withdr|ceas|abandon|fail|ferm(?:é|er|eture)|arrêt|annul|dej(?:ó|aron) de|cerr|suspend|cancel|"
+    r"eingestellt|geschlossen|gestoppt|abgebrochen|прекрат|закры|останов|отмен|توقف|أغلق|إلغاء|閉鎖|停止|中止",
+    re.IGNORECASE)
+ENDING_IN_REPORT = re.compile(
+    r"关闭|停止|停运|停产|终止|取消|暂停|叫停|撤出|退出|中断|失败|stop|clos(?:e|ed|ure|ing)|shut|cancel|terminat|"
+    r"suspend|halt|withdr|ceas|abandon|fail", re.IGNORECASE)
+
+
+def ending_premise_missing(question: str, context: str) -> bool:
+    """The question presupposes something ended, stopped or failed, and the passages say nothing of it."""
+    return bool(ENDING_ASKED.search(question)) and not ENDING_IN_REPORT.search(context)
+
+
 def holds(asked_: Asked, texts: list[str]) -> bool:
     """Some text states a value of the asked kind (always true when no particular kind is asked)."""
     if asked_.kind is None:
