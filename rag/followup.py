@@ -109,7 +109,13 @@ MIN_CJK_CONTENT = 7
 MIN_WORDS_ALONE = 3  # "why?", "et Ghana ?", "and in 2022?": a fragment, whatever it names
 # Zh predicate cues (jieba words): the subject of a Chinese question is the noun phrase before the first.
 ZH_PREDICATES = frozenset("是 在 有 能 能够 可 可以 于 获得 获 为 被 将 曾 已 已经 什么 多少 哪 哪个 哪些 哪里 几 如何 怎样 怎么 "
-                          "为何 为什么 何时 共 一共 累计 建成 位于".split())
+                          "为何 为什么 何时 共 一共 累计 建 建在 建成 位于".split())
+ZH_CLASSIFIERS = "个座次家条项批份种所处位届"  # 这座 / 那次 / 这个 …: the demonstrative's measure word
+# "That year" and its kin point at the year the previous answer gave: (pattern, replacement).
+THAT_YEAR = tuple((re.compile(pattern, re.I), replacement) for pattern, replacement in (
+    (r"那一年|那年|当年|同年|その年", "{year}年"), (r"\bthat year\b|cette année-là|\b(?:ese|aquel) año\b", "{year}"),
+    (r"\b(?:diesem|jenem) Jahr\b", "{year}"), (r"в том году|в тот год", "в {year} году"),
+    (r"في ذلك العام", "في عام {year}")))
 JA_SUBJECT_RE = re.compile(r"^(.+?)(?:では|には|が|は|を|で|に)")
 QUOTED_RE = re.compile(r"《([^》]+)》|“([^”]+)”|«\s*([^»]+?)\s*»|„([^“”]+)[“”]|「([^」]+)」|『([^』]+)』|\"([^\"]+)\"")
 YEAR_RE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
@@ -267,16 +273,20 @@ def decide(question: str, language: str, names: ReportNames) -> tuple[bool, str]
 
 
 def _cjk_subject(text: str, language: str) -> str:
-    text = QUOTES_RE.sub(lambda m: m.group(0), text).strip()
+    """The noun phrase a Chinese or Japanese question opens with: "阿根廷胡胡伊省光伏电站（在南美有…）"."""
+    text = text.strip()
     if language == "ja":
         match = JA_SUBJECT_RE.match(text)
         return match.group(1).strip("、， ") if match else ""
     import jieba
 
-    position = 0
-    for word in jieba.lcut(text):
+    words, position = jieba.lcut(text), 0
+    for index, word in enumerate(words):
         if word in ZH_PREDICATES or word in "？?，,":
-            break
+            # "比亚迪在欧洲的第一座工厂": 在 followed by 的 before the next predicate modifies the noun phrase
+            ahead = next((i for i in range(index + 1, len(words)) if words[i] in ZH_PREDICATES), len(words))
+            if not (word == "在" and "的" in words[index + 1:ahead]):
+                break
         position += len(word)
     return text[:position].strip("，、 ") if position >= 2 else ""
 
@@ -348,6 +358,8 @@ def substitute(question: str, subject: str, is_name: bool, language: str) -> str
         return FOLLOWING.get(language, FOLLOWING["en"]).format(question=question, previous=subject)
     if language == "zh" and question.count("它") == 1 and "它们" not in question:
         return question.replace("它", subject)
+    if language == "zh" and "它" not in question and (span := _zh_pointer_phrase(question)):
+        return question.replace(span, subject, 1)
     if language == "en" and len(re.findall(r"\bit\b", question)) == 1 and not re.search(r"\bits\b", question):
         return re.sub(r"\bit\b", subject, question)
     stripped = _core(question, language) if _opener(question, language) else question
@@ -355,6 +367,47 @@ def substitute(question: str, subject: str, is_name: bool, language: str) -> str
     if not stripped.rstrip().endswith(("?", "？", "؟")):
         stripped += "？" if _is_cjk(language) else " ?" if language == "fr" else "?"
     return ABOUT.get(language, ABOUT["en"]).format(subject=subject, question=stripped)
+
+
+def _zh_pointer_phrase(question: str) -> str:
+    """The one demonstrative noun phrase of a Chinese question: "这座工厂", "该项目", "那次论坛" ('' if none)."""
+    import jieba
+
+    words = jieba.lcut(question)
+    found = [i for i, w in enumerate(words) if w[0] in "这那该此" and not ZH_NOT_POINTER_RE.match(w)
+             and len(w) <= 2 and (len(w) == 1 or w[1] in ZH_CLASSIFIERS)]
+    if len(found) != 1:
+        return ""
+    index = end = found[0]
+    if len(words[index]) == 1 and words[index + 1:index + 2] and words[index + 1] in ZH_CLASSIFIERS:
+        end += 1  # 这 | 条 | 铁路
+    noun = words[end + 1] if end + 1 < len(words) else ""
+    if not CJK_CONTENT_RE.match(noun) or noun in ZH_PREDICATES or noun[0] in "的一二三四五六七八九十第":
+        return ""
+    return "".join(words[index:end + 2])
+
+
+def that_year(question: str, last: HistoryTurn) -> str:
+    """"那一年它发了多少电？" → "2021年它发了多少电？" when the previous answer gave a year its question did not."""
+    year = answered_year(last)
+    for pattern, replacement in THAT_YEAR if year else ():
+        question = pattern.sub(replacement.format(year=year), question)
+    return question
+
+
+def answered_year(last: HistoryTurn) -> str:
+    """The year the previous answer gave: of the years its question did not name, the one in the clause
+    that shares most of the question's words ("2020 年 9 月并网，2021 年 4 月进入运营期" asked about 运营期)."""
+    asked = _bigrams(last.understood)
+    candidates = [(len(asked & _bigrams(clause)), -position, year)
+                  for position, clause in enumerate(re.split(r"[，。；;,!?！？]|\.\s", last.answer))
+                  for year in YEAR_RE.findall(clause) if year not in last.understood]
+    return max(candidates)[2] if candidates else ""
+
+
+def _bigrams(text: str) -> set[str]:
+    text = re.sub(r"\W+", "", text.lower())
+    return {text[i:i + 2] for i in range(len(text) - 1)}
 
 
 def resolve(question: str, history: Sequence[HistoryTurn], names: ReportNames | None = None,
@@ -370,11 +423,12 @@ def resolve(question: str, history: Sequence[HistoryTurn], names: ReportNames | 
     if not depends:
         return Resolution(question, question, False, prior_chunks=last.cited, reason=reason)
     subject, is_name = carried_subject(last, language, names)
+    dated = that_year(question, last)
     if reason == "fragment" and (_content_size(question, language) <= (MIN_CJK_CONTENT if _is_cjk(language)
                                                                        else MIN_WORDS_ALONE + 1)):
-        standalone = merge_fragment(question, last.understood, subject, language, names)
+        standalone = merge_fragment(dated, last.understood, subject, language, names)
     else:
-        standalone = substitute(question, subject, is_name, language)
+        standalone = substitute(dated, subject, is_name, language)
     return Resolution(question, standalone, True, subject, last.cited, reason)
 
 

@@ -104,6 +104,23 @@ def test_the_subject_survives_several_follow_ups(names):
     assert third.depends and "阿根廷胡胡伊省光伏电站" in third.standalone
 
 
+def test_that_year_is_the_year_the_previous_answer_gave(names):
+    previous = HistoryTurn("阿根廷胡胡伊省光伏电站是什么时候进入运营期的？",
+                           answer="报告原文：该项目于 2020 年 9 月正式并网发电，2021 年 4 月正式进入运营期。[1]")
+    resolution = resolve("那一年它一共发了多少电？", [previous], names)
+    assert resolution.standalone == "2021年阿根廷胡胡伊省光伏电站一共发了多少电？"
+    previous = HistoryTurn("When did the Mozura Wind Farm start operating?", answer="In November 2019.[1]")
+    assert "2019" in resolve("How much power did it generate that year?", [previous], names).standalone
+
+
+def test_a_chinese_subject_keeps_its_locative_modifier(names):
+    history = [turn("比亚迪在欧洲的第一座电动大巴工厂建在哪个国家？")]
+    resolution = resolve("是哪一年投产的？", history, names)
+    assert resolution.subject == "比亚迪在欧洲的第一座电动大巴工厂"
+    assert resolve("这座工厂每年能生产多少辆大巴？", history, names).standalone == \
+        "比亚迪在欧洲的第一座电动大巴工厂每年能生产多少辆大巴？"  # the demonstrative phrase replaced
+
+
 def test_a_previous_question_without_names_is_carried_whole(names):
     previous = "Which Kazakh oil refinery cut its emissions after an upgrade by a Chinese company?"
     resolution = resolve("When was it originally built?", [turn(previous)], names)
