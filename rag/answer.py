@@ -16,6 +16,7 @@ from rag import arithmetic, units
 from rag import citations as cite
 from rag import config, prompts
 from rag.asked import ending_premise_missing, missing_names
+from rag.language import HAN_RE
 from rag.evidence import Evidence, EvidenceSelection, EvidenceSelector
 from rag.questions import clean_question
 from rag.retrieval import Retriever
@@ -298,7 +299,7 @@ class Pipeline:
         quoted = [dataclasses.replace(c, supported=True) for c in holding[:MAX_QUOTED]]
         body = " ".join(f"{_quote(c, language)}[{c.marker}]" for c in quoted)
         label = prompts.localized(prompts.EXTRACTIVE_LABELS, language)
-        lead = _value_lead(selection, _quote(quoted[0], language), language) if quoted else ""
+        lead = _value_lead(selection, quoted, language)
         timings["total_ms"] = _ms(start)
         return Answer(question, language, f"{lead}{label} {body}", False, quoted,
                       EXTRACTIVE if spec == EXTRACTIVE else f"{EXTRACTIVE} (fallback from {spec})",
@@ -311,14 +312,20 @@ def _context(selection: EvidenceSelection) -> str:
                      for e in selection.sentences)
 
 
-def _value_lead(selection: EvidenceSelection, quote: str, language: str) -> str:
-    """"Selon le rapport : 720 MW. " when the quote holds exactly one value of the asked kind, else ""."""
-    if selection.asked.kind is None:
+def _value_lead(selection: EvidenceSelection, quoted: list[Citation], language: str) -> str:
+    """"Selon le rapport : 720 MW. " when the quoted sentences state exactly one value of the asked kind, in
+    their Chinese and in their English (so the value read is the one they give), else ""."""
+    if selection.asked.kind is None or not quoted:
         return ""
-    values = [m for m in units.measures(quote) if selection.asked.held_by(m)]
-    if len({m.base for m in values}) != 1:
+    noun = selection.asked.noun  # a counted noun binds in its own language only
+    sides = ("zh", "en") if not noun else ("zh",) if HAN_RE.search(noun) else ("en",)
+    held = {side: [m for c in quoted for m in units.measures(getattr(c, f"sentence_{side}")) if selection.asked.held_by(m)]
+            for side in sides}
+    if any(len(values) != 1 for values in held.values()) or len({v[0].base for v in held.values()}) != 1:
         return ""
-    value = f"{values[0].quantity.text.strip()}{values[0].unit}"
+    side = "zh" if QUOTE_LANGUAGE.get(language) == "zh" else "en"
+    shown = held[side][0] if side in held else next(iter(held.values()))[0]
+    value = f"{shown.quantity.text.strip()}{shown.unit}"
     return prompts.localized(prompts.VALUE_LEADS, language).format(value=value) + " "
 
 
