@@ -21,7 +21,6 @@ import re
 from rag import units
 from rag.asked import Asked, asked as asked_of
 from rag.chunking import Chunk, Sentence
-from rag.glossary import expand_query
 from rag.retrieval import Retriever, SearchResult
 from rag.text import keywords_zh, tokenize_en
 
@@ -116,7 +115,7 @@ class EvidenceSelector:
     def select(self, result: SearchResult) -> EvidenceSelection:
         """The 1–3 best sentences, the answerability score, and every scored sentence (best first)."""
         question = result.question
-        zh_terms, en_terms = expand_query(question, self.retriever.glossary)
+        zh_terms, en_terms = result.expansion
         # A side counts only when the question itself has words on it: the glossary expansion alone
         # (a Chinese question's English project name) would match every sentence of the box.
         zh_own, en_own = keywords_zh(question), tokenize_en(question)

@@ -45,6 +45,7 @@ class SearchResult:
     hits: list[Hit]
     timings_ms: dict[str, float]
     sentence_scores: np.ndarray | None = None  # cosine of the question with every indexed sentence
+    expansion: tuple[list[str], list[str]] = ([], [])  # the glossary's zh / en names for the question's
 
 
 def _bm25(corpus_tokens: list[list[str]]) -> bm25s.BM25:
@@ -111,8 +112,9 @@ class Retriever:
         np.maximum.at(best, self._sentence_chunks, scores)
         return [int(i) for i in np.argsort(-best)[:limit]]
 
-    def lexical_rankings(self, question: str, limit: int) -> dict[str, list[int]]:
-        zh_terms, en_terms = expand_query(question, self.glossary)
+    def lexical_rankings(self, question: str, limit: int,
+                         expansion: tuple[list[str], list[str]] | None = None) -> dict[str, list[int]]:
+        zh_terms, en_terms = expansion or expand_query(question, self.glossary)
         rankings = {"bm25_zh": _bm25_ranking(self._bm25_zh, tokenize_zh(" ".join([question, *zh_terms])), limit)}
         if self._bm25_en is not None:
             rankings["bm25_en"] = _bm25_ranking(self._bm25_en, tokenize_en(" ".join([question, *en_terms])), limit)
@@ -134,9 +136,10 @@ class Retriever:
             sentence_scores = self.sentence_scores(query)
             rankings["dense_sentence"] = self.sentence_ranking(sentence_scores, limit)
             timings["dense_ms"] = (time.perf_counter() - start) * 1000
+        expansion = expand_query(question, self.glossary)  # once: the evidence stage reads it too
         if mode in ("hybrid", "bm25"):
             start = time.perf_counter()
-            rankings.update(self.lexical_rankings(question, limit))
+            rankings.update(self.lexical_rankings(question, limit, expansion))
             timings["bm25_ms"] = (time.perf_counter() - start) * 1000
         weights = {"dense": self.settings.weight_dense, "dense_sentence": self.settings.weight_dense_sentence,
                    "bm25_zh": self.settings.weight_bm25_zh, "bm25_en": self.settings.weight_bm25_en}
@@ -144,4 +147,4 @@ class Retriever:
         fused = rrf(rankings, weights, self.settings.rrf_k)[:k]
         timings["fusion_ms"] = (time.perf_counter() - start) * 1000
         hits = [Hit(self.chunks[doc], score, ranks) for doc, score, ranks in fused]
-        return SearchResult(question, detect_language(question), hits, timings, sentence_scores)
+        return SearchResult(question, detect_language(question), hits, timings, sentence_scores, expansion)
