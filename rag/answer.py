@@ -62,6 +62,7 @@ class Answer:
     standalone: str = ""  # the question as searched and answered: a follow-up resolved (rag/followup.py)
     outcome: str = ANSWERED  # one of OUTCOMES
     working: str = ""  # for a computed answer: the computation, e.g. "22.6 亿吨 − 5.73 亿吨 = 16.87 亿吨"
+    kind: str = "single"  # the question's kind (rag/broad.py): single, list, overview or compare
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -450,7 +450,7 @@ def answerer_for(settings) -> BroadAnswerer:
 def broad_events(pipeline, question: str, kind: str, language: str | None, start: float) -> list | None:
     """The pipeline's events for a broad question ("stage", "evidence", "answer"), or None to answer it as a
     single fact (nothing in the structure matched what it asks about)."""
-    from rag.answer import EXTRACTIVE, Answer, Citation
+    from rag.answer import ANSWERED, EXTRACTIVE, Answer, Citation
     from rag.language import detect_language
 
     language = language or detect_language(question)
@@ -471,5 +471,5 @@ def broad_events(pipeline, question: str, kind: str, language: str | None, start
     elapsed = round((time.perf_counter() - start) * 1000, 1)
     quotes = [c.sentence_zh if language in ZH_READERS or not c.sentence_en else c.sentence_en for c in citations]
     answer = Answer(question, language, result.text, False, citations, EXTRACTIVE,
-                    {"retrieve_ms": elapsed, "total_ms": elapsed}, quotes=quotes, outcome=kind)
+                    {"retrieve_ms": elapsed, "total_ms": elapsed}, quotes=quotes, outcome=ANSWERED, kind=kind)
     return [("stage", "reading"), ("evidence", citations), ("answer", answer)]

@@ -316,7 +316,7 @@ def evaluate_broad(pipeline, questions: list[dict], generator: str | None = None
         named = {i: lines for i, lines in named.items() if lines}
         held = sum(cited_holder(lines, question["items"][i], answer.citations) for i, lines in named.items())
         rows.append({"id": question.get("id"), "lang": question.get("lang", "?"), "kind": question["kind"],
-                     "classified": classify(question["question"]), "outcome": answer.outcome,
+                     "classified": classify(question["question"]), "outcome": answer.outcome, "routed": answer.kind,
                      "items": len(question["items"]), "min_items": question["min_items"], "named": len(named),
                      "held": held, "passed": len(named) >= question["min_items"],
                      "total_ms": answer.timings["total_ms"], "answer": answer.answer})
