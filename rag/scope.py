@@ -43,7 +43,9 @@ WHOLE_REPORT = (r"主要内容|主要讲|整份|全文|main (?:points|content|co
                 r"what is (?:the|this) report about|whole report|entire report|contenu principal|points principaux|"
                 r"ensemble du rapport|contenido principal|puntos principales|todo el informe|hauptpunkte|"
                 r"wichtigsten punkte|gesamten bericht|основн\w* (?:содержани|тезис|положени|иде|част)|весь доклад|"
-                r"主な内容|全体|المحتوى الرئيسي|النقاط الرئيسية")
+                r"主な内容|全体|المحتوى الرئيسي|النقاط الرئيسية|de quoi (?:parle|traite) le rapport|"
+                r"de que (?:trata|habla) el informe|worum geht es im bericht|о ч[её]м доклад|يتحدث التقرير|"
+                r"what does the report cover|tell me about (?:the|this) report(?!'s)")
 # Kinds of item a list question asks for; catalogue types, or sentence cues for kinds that are not.
 TYPE_WORDS = {
     "project": r"项目|工程|project|projet|proyecto|projekt|проект|プロジェクト|事業|مشروع|مشاريع",
