@@ -185,25 +185,42 @@ def compute(op: str, first: Operand, second: Operand, question: str, language: s
     if op == "date_difference":
         return _months_between(first, second, language)
     english = language not in ("zh", "ja")
+    symbols = language not in ("zh", "ja", "en")  # other languages: base units in symbols (t, kWh, km)
     a, b = [(o.measure_en if english and o.measure_en else o.measure) for o in (first, second)]
+
+    def show(m: units.Measure) -> str:
+        return _symbolic(m.base, m.kind) if symbols else f"{m.quantity.text.strip()}{m.unit}"
+
     if op == "ratio" and (a.kind == "percent" or b.kind == "percent"):
         whole, pct = (b, a) if a.kind == "percent" else (a, b)
         value = _dec(whole.base) / (_dec(pct.base) / 100)
-        return _result(op, value, f"{_show(whole)} ÷ {_show(pct)}", whole, first, second, base=True)
+        return _result(op, value, f"{show(whole)} ÷ {show(pct)}", whole, first, second, base=True, symbols=symbols)
     if op == "ratio":
         numerator, denominator = _numerator(a, b, question)
         value = _dec(numerator.base) / _dec(denominator.base)
-        return _result(op, value, f"{_show(numerator)} ÷ {_show(denominator)}", numerator, first, second, base=True)
+        return _result(op, value, f"{show(numerator)} ÷ {show(denominator)}", numerator, first, second, base=True,
+                       symbols=symbols)
     small, large = sorted((a, b), key=lambda m: m.base)
     if op == "percent":
         value = _dec(small.base) / _dec(large.base) * 100
-        return Computed(op, value, f"{_fmt(value, 1)}%", f"{_show(small)} ÷ {_show(large)} = {_fmt(value, 1)}%",
+        return Computed(op, value, f"{_fmt(value, 1)}%", f"{show(small)} ÷ {show(large)} = {_fmt(value, 1)}%",
                         (first, second))
     value = _dec(large.base) - _dec(small.base) if op == "difference" else _dec(a.base) + _dec(b.base)
     sign = "−" if op == "difference" else "+"
     left, right = (large, small) if op == "difference" else (a, b)
     places = max(_decimals(left), _decimals(right))
-    return _result(op, value, f"{_show(left)} {sign} {_show(right)}", left, first, second, places=places)
+    return _result(op, value, f"{show(left)} {sign} {show(right)}", left, first, second, places=places,
+                   symbols=symbols)
+
+
+# Base units written as symbols, readable in any language (French, Russian, Arabic … askers).
+SYMBOLS = {"energy": "kWh", "power": "kW", "mass": "t", "volume": "m³", "area": "ha", "length": "km",
+           "money:USD": "USD", "money:CNY": "CNY", "money:EUR": "EUR", "percent": "%"}
+
+
+def _symbolic(value: float | Decimal, kind: str, places: int | None = None) -> str:
+    symbol = SYMBOLS.get(kind, "")
+    return f"{_fmt(_dec(value) if isinstance(value, float) else value, places)}{'' if symbol in ('', '%') else ' '}{symbol}"
 
 
 def _numerator(a: units.Measure, b: units.Measure, question: str) -> tuple[units.Measure, units.Measure]:
@@ -217,10 +234,12 @@ def _numerator(a: units.Measure, b: units.Measure, question: str) -> tuple[units
 
 
 def _result(op, value: Decimal, working: str, like: units.Measure, first, second, base: bool = False,
-            places: int | None = None) -> Computed:
-    """The result written in the unit of ``like`` (its magnitude too, unless ``base``: a ratio)."""
+            places: int | None = None, symbols: bool = False) -> Computed:
+    """The result written in the unit of ``like`` (its magnitude too, unless ``base``: a ratio), or in
+    the base unit's symbol."""
     scale = Decimal(1) if base else _display_scale(like)
-    shown = f"{_fmt(value / scale, places)}{'' if base else _magnitude_text(like)}{like.unit}"
+    shown = (_symbolic(value, like.kind, places) if symbols
+             else f"{_fmt(value / scale, places)}{'' if base else _magnitude_text(like)}{like.unit}")
     return Computed(op, value, shown, f"{working} = {shown}", (first, second))
 
 
@@ -268,5 +287,3 @@ def _magnitude_text(measure: units.Measure) -> str:
     return text[digits.end():] if digits else ""
 
 
-def _show(measure: units.Measure) -> str:
-    return f"{measure.quantity.text.strip()}{measure.unit}"

@@ -96,7 +96,8 @@ def evaluate_retrieval(retriever, questions: list[dict], k: int = 10, mode: str 
 
 
 def _group_order(group: str) -> tuple[int, str]:
-    return ({"all": 0, "zh": 1, "en": 2, OTHER: 3}.get(group, 4), group)
+    """all, zh, en, other, then each language, then each outcome ("=quoted")."""
+    return ({"all": 0, "zh": 1, "en": 2, OTHER: 3}.get(group, 5 if group.startswith("=") else 4), group)
 
 
 def format_report(report: RetrievalReport) -> str:
@@ -153,7 +154,7 @@ def evaluate_answers(pipeline, questions: list[dict], generator: str | None = No
         rows.append(answer_row(question, answer))
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        for group in {"all", row["lang"], row["lang"] if row["lang"] in ("zh", "en") else OTHER}:
+        for group in {"all", row["lang"], row["lang"] if row["lang"] in ("zh", "en") else OTHER, f"={row['outcome']}"}:
             groups[group].append(row)
     return {
         "generator": generator or pipeline.settings.generator,

@@ -94,7 +94,10 @@ def _unit_before(text: str, start: int) -> str | None:
 
 def named_unit_kinds(text: str) -> set[str]:
     """Kinds of the units a text names anywhere ("每隔多少公里" → {"length"})."""
-    return {kind for pattern, kind in _NAMED_RES if pattern.search(text)}
+    found = [(m.start(), m.end(), kind) for pattern, kind in _NAMED_RES for m in pattern.finditer(text)]
+    # "kW" inside "kWh", 千瓦 inside 千瓦时: a unit inside a longer one is not named
+    return {kind for start, end, kind in found
+            if not any(s <= start and end <= e and (e - s) > (end - start) for s, e, _ in found)}
 
 
 def stem(word: str) -> str:
