@@ -57,3 +57,13 @@ def test_sum_ratio_percent_and_months():
     first = arithmetic.Operand(None, "", 0, (2020, 9, 0))
     second = arithmetic.Operand(None, "", 1, (2021, 4, 0))
     assert arithmetic.compute("date_difference", first, second, "", "de").text == "7 Monate"
+
+
+def test_other_languages_read_base_units_in_symbols():
+    result = arithmetic.compute("difference", operand("每年减少 140 万吨碳排放"), operand("可减排 55.2 万吨二氧化碳", 1), "", "ru")
+    assert result.working == "1,400,000 t − 552,000 t = 848,000 t"
+
+
+def test_a_unit_inside_a_longer_one_is_not_named():
+    assert units.named_unit_kinds("how many kWh per resident") == {"energy", "people"}
+    assert units.named_unit_kinds("多少千瓦时") == {"energy"}
