@@ -244,6 +244,16 @@ def draw_passage(turn_index: int, p: conv.Passage) -> None:
         draw_section_reader(p)
 
 
+def draw_comparison(answer) -> None:
+    """A comparison's values side by side: the table a compare answer carries in ``working``
+    (rag/broad_answers.py: lines of " | "-separated cells, header first)."""
+    if answer.kind != "compare" or not answer.working:
+        return
+    rows = [[conv.escape_markdown(cell) for cell in line.split(" | ")] for line in answer.working.splitlines()]
+    table = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    st.markdown("\n".join(table + ["| " + " | ".join(row) + " |" for row in rows[1:]]))
+
+
 def draw_section_reader(p: conv.Passage) -> None:
     """"Read the whole section": the cited passage's section, Chinese | English, the cited sentence marked."""
     from rag import reader
@@ -297,6 +307,7 @@ def draw_body(turn_index: int, turn: conv.Turn) -> None:
         else:
             st.markdown(conv.outcome_badge(answer.outcome))
             st.markdown(conv.link_markers(answer.answer, turn_index, [c.marker for c in answer.citations]))
+            draw_comparison(answer)
         notes = [conv.extractive_note(answer)]
         if conv.shows_english(answer):
             notes.append(conv.ENGLISH_NOTE)

@@ -78,6 +78,7 @@ TEXT = {
 class BroadResult:
     text: str
     cited: list[dict]  # sentence rows of the structure, in marker order (marker = position + 1)
+    table: str = ""  # a comparison's values side by side: lines of " | "-separated cells, header first
 
 
 def _t(key: str, language: str, **values) -> str:
@@ -116,7 +117,7 @@ class BroadAnswerer:
             done = self._compare(scope, writer)
         else:
             done = self._overview(scope, writer, question, scores)
-        return BroadResult(writer.text(), writer.cited) if done else None
+        return BroadResult(writer.text(), writer.cited, "\n".join(writer.table)) if done else None
 
     # ---- lists ---------------------------------------------------------------------------------------
 
@@ -347,6 +348,11 @@ class BroadAnswerer:
             writer.line(f"- {name}: " + " ".join(writer.quote(r) for r in chosen))
         for attribute in scope.attributes:
             values = [(name, _value(facts[name], attribute)) for name, _ in targets]
+            if sum(v is not None for _, v in values) >= 2:
+                if not writer.table:
+                    writer.table.append(" | ".join(["", *(name for name, _ in targets)]))
+                writer.table.append(" | ".join([_attribute_label(attribute, writer.language), *(
+                    _shown(v[0], v[1], writer.language) + writer.cite(v[2]) if v else "-" for _, v in values)]))
             values = [(name, v) for name, v in values if v]
             if len(values) >= 2 and values[0][1][1] == values[1][1][1]:
                 (a, (va, unit, ra)), (b, (vb, _, rb)) = sorted(values[:2], key=lambda x: -x[1][0])
@@ -399,6 +405,15 @@ def _value(rows: list[dict], attribute: str) -> tuple[float, str, dict] | None:
     return None
 
 
+ATTRIBUTE_LABELS = {"electricity": ("年发电量", "electricity"), "coal": ("节约标准煤", "standard coal saved"),
+                    "co2": ("二氧化碳减排", "CO2 avoided"), "people": ("人口", "people"),
+                    "capacity": ("装机容量", "capacity"), "length": ("长度", "length"), "money": ("金额", "money")}
+
+
+def _attribute_label(attribute: str, language: str) -> str:
+    return ATTRIBUTE_LABELS[attribute][0 if language in ZH_READERS else 1]
+
+
 UNIT_NAMES = {"吨": "t", "千瓦时": "kWh", "瓦": "W", "公里": "km", "美元": "US$", "元": "yuan", "人": "people", "户": "households"}
 
 
@@ -422,6 +437,7 @@ class _Writer:
         self.language = language
         self.lines: list[str] = []
         self.cited: list[dict] = []
+        self.table: list[str] = []
 
     def cite(self, row: dict) -> str:
         if row not in self.cited:
@@ -471,5 +487,6 @@ def broad_events(pipeline, question: str, kind: str, language: str | None, start
     elapsed = round((time.perf_counter() - start) * 1000, 1)
     quotes = [c.sentence_zh if language in ZH_READERS or not c.sentence_en else c.sentence_en for c in citations]
     answer = Answer(question, language, result.text, False, citations, EXTRACTIVE,
-                    {"retrieve_ms": elapsed, "total_ms": elapsed}, quotes=quotes, outcome=ANSWERED, kind=kind)
+                    {"retrieve_ms": elapsed, "total_ms": elapsed}, quotes=quotes, outcome=ANSWERED, kind=kind,
+                    working=result.table)
     return [("stage", "reading"), ("evidence", citations), ("answer", answer)]

@@ -25,7 +25,7 @@ from rag.corpus import Passage
 from rag.glossary import QUOTES_RE, Term
 from rag.numbers import extract_numbers
 
-STRUCTURE_VERSION = 1
+STRUCTURE_VERSION = 2  # 2: catalogue entries carry the glossary note (abbreviations such as GIP)
 # Bilateral short forms at the start of a project's name: 中老铁路 is the China–Laos Railway.
 SHORT_NAMES = {"中老": "老挝", "中巴": "巴基斯坦", "中柬": "柬埔寨", "泰中": "泰国", "中蒙": "蒙古国"}
 KIND_BY_LEVEL = {1: "part", 2: "section", 3: "subsection", 4: "box", 5: "project"}
@@ -58,6 +58,7 @@ class Entry:
     figures: list[dict]  # {"text", "value", "kind", "passage"}
     passages: list[str]
     heading: str = ""  # the heading id when the entry is a box project or an annex year's event
+    note: str = ""  # the glossary's note (abbreviation, country)
 
 
 def entry_type(name: str) -> str | None:
@@ -166,8 +167,10 @@ def _catalogue(toc: list[dict], sentences: list[dict], glossary: tuple[Term, ...
         if rows:
             known.add(plain)
             noted = places.find_in_question(term.note) if term.note else []
-            entries.append(_entry(f"e-{len(entries) + 1:03d}", kind, plain, term.en, rows,
-                                  where=plain + "".join(p.zh for p in noted)))
+            entry = _entry(f"e-{len(entries) + 1:03d}", kind, plain, term.en, rows,
+                           where=plain + "".join(p.zh for p in noted))
+            entry.note = term.note
+            entries.append(entry)
     return entries
 
 

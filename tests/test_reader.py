@@ -81,3 +81,12 @@ def test_app_sidebar_contents_browses_a_section(app):
     assert not app.exception
     shown = "\n".join(m.value for m in app.sidebar.markdown)
     assert conv.escape_markdown("11月24日，中非环境合作中心在北京成立") in shown
+
+
+def test_app_shows_a_comparison_as_a_table(app):
+    app.chat_input[0].set_value("比较卡洛特水电站和迪拜光热光伏混合发电项目每年减少的二氧化碳排放量。").run()
+    assert not app.exception, [e.value for e in app.exception]
+    answer = app.session_state["turns"][0].answer
+    assert answer.kind == "compare" and answer.working
+    tables = [m.value for m in app.markdown if m.value.startswith("| ")]
+    assert tables and "350 万吨" in tables[0] and "140 万吨" in tables[0] and "|---|---|---|" in tables[0]

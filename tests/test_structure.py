@@ -57,6 +57,7 @@ def test_catalogue_types_places_years_and_figures(structure):
     assert entries["对外投资合作绿色发展工作指引"]["type"] == "document"
     assert entries["一带一路能源合作伙伴关系"]["type"] == "platform"
     assert entries["中国气候变化南南合作基金"]["type"] == "fund"
+    assert entries["可持续金融国际平台"]["note"] == "IPSF"  # the glossary's abbreviation names it in questions
     assert {"project", "platform", "initiative", "fund", "institution", "document", "event"} == {
         e["type"] for e in structure["catalogue"]}
 
