@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Iterator
 
@@ -29,6 +30,11 @@ ANSWERED, COMPUTED, QUOTED, NOT_IN_REPORT, OUT_OF_SCOPE = (
     "answered", "computed", "quoted", "not_in_report", "out_of_scope")
 OUTCOMES = (ANSWERED, COMPUTED, QUOTED, NOT_IN_REPORT, OUT_OF_SCOPE)
 MAX_QUOTED = 2  # a quoted answer is the one or two sentences that hold the answer; the card has the rest
+# Requests that are not questions about any document: jokes, poems, greetings, the weather.
+CHIT_CHAT = re.compile(
+    r"\bjokes?\b|\bpoem\b|\bhow are you\b|\bwho are you\b|^(?:hi|hello|hey)\b|\bweather\b|笑话|写一?首诗|你是谁|^你好|天气|"
+    r"\bblague|\bpoème|\bchiste|\bpoema\b|\bWitz\b|\bGedicht|анекдот|шутк|стих|نكتة|قصيدة|冗談|ジョーク|詩を",
+    re.IGNORECASE)
 MAX_ANSWER_SENTENCES = 2  # a phrased answer is short: the prompt asks for two sentences, code holds it there
 
 
@@ -167,7 +173,7 @@ class Pipeline:
     def out_of_scope(self, question: str, result) -> bool:
         """Not about the report: nothing to read (only punctuation or emoji), or no sentence of the report
         comes near it in meaning ("What is the capital of France?"; calibrated in docs/evaluation.md)."""
-        if not any(ch.isalnum() for ch in question):
+        if not any(ch.isalnum() for ch in question) or CHIT_CHAT.search(question):
             return True
         scores = result.sentence_scores
         return scores is not None and len(scores) > 0 and float(scores.max()) < self.settings.scope_min_similarity

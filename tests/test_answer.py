@@ -28,9 +28,10 @@ def test_english_question_gets_english_quote(pipeline):
     assert answer.quotes and all(q.isascii() or "–" in q or "’" in q for q in answer.quotes)
 
 
-def test_chit_chat_near_the_report_is_still_refused(pipeline):
-    answer = pipeline.ask("Tell me a joke about engineers.", generator=EXTRACTIVE)
-    assert answer.refused and answer.citations == []
+@pytest.mark.parametrize("question", ["Tell me a joke about engineers.", "讲个关于铁路的笑话", "Hello!"])
+def test_chit_chat_near_the_report_is_out_of_scope(pipeline, question):
+    answer = pipeline.ask(question, generator=EXTRACTIVE)
+    assert answer.outcome == "out_of_scope" and answer.citations == []
 
 
 @pytest.mark.parametrize("question", ["Can you tell me a joke about cats?", "What is the capital of France?", "?",
