@@ -300,11 +300,12 @@ class BroadAnswerer:
         parts = [n for n in self.structure["toc"] if n["kind"] == "part"]
         writer.line(_t("overview", writer.language, title=_t("report", writer.language), n=len(parts)))
         for part in parts:
-            sections = [c for c in self.children.get(part["id"], []) if c["kind"] == "section"]
-            lead = writer.quote(self.by_passage[part["passages"][0]][0])
-            listed = "; ".join(f"{self._title(s, writer.language)}{writer.cite(self.by_passage[s['passages'][0]][0])}"
-                               for s in sections if part["id"] != "h-a")
-            writer.line(f"- {self._title(part, writer.language)}: {lead}" + (f" {listed}" if listed else ""))
+            children = [c for c in self.children.get(part["id"], []) if c["kind"] in ("section", "year")]
+            # the annex's entries are events, not a summary: its years are its contents
+            lead = "" if part["id"] == "h-a" else writer.quote(self.by_passage[part["passages"][0]][0]) + " "
+            listed = "; ".join(f"{self._title(c, writer.language)}{writer.cite(self.by_passage[c['passages'][0]][0])}"
+                               for c in children)
+            writer.line(f"- {self._title(part, writer.language)}: {lead}{listed}".rstrip())
         return True
 
     def _key_rows(self, passages: list[str], limit: int = KEY_SENTENCES) -> list[dict]:
