@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 
 from rag import units
 from rag.asked import Asked, asked as asked_of
