@@ -131,7 +131,7 @@ class Pipeline:
             return
         yield "stage", "searching"
         result = self.retriever.search(question, k or self.settings.top_k)
-        timings = {"search_ms": _ms(start)}
+        timings = {"search_ms": _ms(start), **{k: round(v, 2) for k, v in result.timings_ms.items()}}
         yield "stage", "reading"
         selection = self.selector.select(result)
         language = language or result.language
@@ -240,10 +240,9 @@ class Pipeline:
             return self._quoted(question, language, selection, citations, spec, timings, start, note="")
         from rag.llm import GeneratorUnavailable, get_generator
 
-        facts = "\n".join(f"[{c.marker}] {_quote(c, language)}" for c in citations)
-        messages = [{"role": "system", "content": prompts.SYSTEM},
-                    {"role": "user", "content": prompts.USER.format(
-                        facts=facts, question=question, language_name=prompts.language_name(language))}]
+        prompt_start = time.perf_counter()
+        messages = prompts.build_messages([_quote(c, language) for c in citations], question, language)
+        timings["prompt_ms"] = _ms(prompt_start)
         evidence = [text for c in citations for text in (c.sentence_zh, c.sentence_en) if text]
         # The evidence sentences' vectors were stored at build time: the checks encode only the answer.
         vectors = self.retriever.index.sentence_vectors[[e.position for e in selection.sentences]]
@@ -255,12 +254,7 @@ class Pipeline:
                 yield "reset", None  # the live view drops the failed attempt's tokens
             try:
                 model = get_generator(spec, self.settings.cache_dir, timeout_s=self.settings.generator_timeout_s)
-                generate_start = time.perf_counter()
-                for piece in model.stream(messages, max_tokens=self.settings.max_answer_tokens):
-                    timings.setdefault("first_token_ms", _ms(start))
-                    text += piece
-                    yield "token", piece
-                timings["generate_ms"] = timings.get("generate_ms", 0.0) + _ms(generate_start)
+                text = yield from self._generate(model, messages, timings, start)
             except (GeneratorUnavailable, ValueError) as error:  # ValueError: a generator spec we cannot read
                 log.warning("generator unavailable: %s", error)
                 problems = [str(error)]
@@ -283,6 +277,24 @@ class Pipeline:
                          {"role": "user", "content": prompts.RETRY.format(
                              problem="; ".join(problems), language_name=prompts.language_name(language))}]
         return self._quoted(question, language, selection, citations, spec, timings, start, note="; ".join(problems))
+
+    def _generate(self, model, messages, timings, start):
+        """Stream one model call as ("token", …) events and return its text. Timings of the first call:
+        first_token_ms (from the question), prefill_ms (call to first piece), decode_ms and decode_pieces
+        (first to last piece); generate_ms and model_calls count every call."""
+        text, call_start, times = "", time.perf_counter(), []
+        for piece in model.stream(messages, max_tokens=self.settings.max_answer_tokens):
+            times.append(time.perf_counter())
+            timings.setdefault("first_token_ms", _ms(start))
+            text += piece
+            yield "token", piece
+        if times and "prefill_ms" not in timings:
+            timings["prefill_ms"] = round((times[0] - call_start) * 1000, 1)
+            timings["decode_ms"] = round((times[-1] - times[0]) * 1000, 1)
+            timings["decode_pieces"] = float(len(times))
+        timings["generate_ms"] = round(timings.get("generate_ms", 0.0) + (time.perf_counter() - call_start) * 1000, 1)
+        timings["model_calls"] = timings.get("model_calls", 0.0) + 1
+        return text
 
     def _compose(self, question, language, text, citations, vectors, generator, timings, start) -> Answer:
         """Attach markers to each answer sentence (at most MAX_ANSWER_SENTENCES) from the evidence that

@@ -108,6 +108,14 @@ EXTRACTIVE_LABELS = {
 }
 
 
+def build_messages(facts: list[str], question: str, language: str) -> list[dict]:
+    """The chat the model answers: the fixed system prompt, then the numbered facts and the question."""
+    numbered = "\n".join(f"[{i}] {fact}" for i, fact in enumerate(facts, start=1))
+    return [{"role": "system", "content": SYSTEM},
+            {"role": "user", "content": USER.format(facts=numbered, question=question,
+                                                   language_name=language_name(language))}]
+
+
 def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
 

@@ -60,7 +60,7 @@ def _prompt_messages(pipeline, questions: list[dict], count: int) -> list[tuple[
         selection = pipeline.selector.select(result)
         if not pipeline.answerable(selection):
             continue
-        messages, _, _ = messages_for(question["question"], result.language, selection)
+        messages = messages_for(pipeline, question["question"], result.language)
         prompts.append((question.get("id") or question["question"][:20], messages))
     return prompts
 

@@ -13,124 +13,42 @@ from rag import config
 from rag.bench.common import BenchOptions, fmt, load_average, ms_since, peak_rss_bytes, percentiles, rss_bytes, say
 
 
-@contextlib.contextmanager
-def _instrumented(pipeline, model):
-    """Time the pieces of ``Pipeline.stream`` from outside: instance-level wrappers, removed afterwards.
-
-    Records the SearchResult (its own stage timings), the evidence selection time, and per model call
-    the start, every piece's arrival time and the text. answer.py is not changed.
-    """
-    record: dict = {}
-    retriever, selector = pipeline.retriever, pipeline.selector
-    search, select = retriever.search, selector.select
-
-    def timed_search(*args, **kwargs):
-        start = time.perf_counter()
-        result = search(*args, **kwargs)
-        record["search_ms"] = ms_since(start)
-        record["search"] = result
-        return result
-
-    def timed_select(result):
-        start = time.perf_counter()
-        selection = select(result)
-        record["evidence_ms"] = ms_since(start)
-        record["selection"] = selection
-        return selection
-
-    patches = [(retriever, "search", timed_search), (selector, "select", timed_select)]
-    if model is not None:
-        stream = model.stream
-
-        def timed_stream(messages, **kwargs):
-            call = {"start": time.perf_counter(), "times": [], "text": "", "messages": messages}
-            record.setdefault("calls", []).append(call)
-            for piece in stream(messages, **kwargs):
-                call["times"].append(time.perf_counter())
-                call["text"] += piece
-                yield piece
-
-        patches.append((model, "stream", timed_stream))
-    for owner, name, wrapper in patches:
-        setattr(owner, name, wrapper)
-    try:
-        yield record
-    finally:
-        for owner, name, _ in patches:
-            with contextlib.suppress(AttributeError):
-                delattr(owner, name)
-
-
-def _count_tokens(model, text: str, pieces: int) -> int:
-    llm = getattr(model, "_llm", None)
-    if llm is not None and text:
-        with contextlib.suppress(Exception):
-            return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-    tokenizer = getattr(model, "_tokenizer", None)
-    if tokenizer is not None and text:
-        with contextlib.suppress(Exception):
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return pieces
-
-
-def messages_for(question: str, language: str, selection) -> tuple[list[dict], list[str], str]:
-    """What the pipeline sends the model (rag/answer.py's prompt), rebuilt here to time the step."""
+def messages_for(pipeline, question: str, language: str) -> list[dict]:
+    """The messages the pipeline sends the model for a question, built with the pipeline's own functions."""
     from rag import prompts
-    from rag.answer import QUOTE_LANGUAGE
+    from rag.answer import _citation, _quote
 
-    def quote(evidence):
-        sentence = evidence.sentence
-        return sentence.zh if QUOTE_LANGUAGE.get(language) == "zh" or not sentence.en else sentence.en
+    selection = pipeline.selector.select(pipeline.retriever.search(question, pipeline.settings.top_k))
+    facts = [_quote(_citation(i, e), language) for i, e in enumerate(selection.sentences, start=1)]
+    return prompts.build_messages(facts, question, language)
 
-    facts = "\n".join(f"[{i}] {quote(e)}" for i, e in enumerate(selection.sentences, start=1))
-    messages = [{"role": "system", "content": prompts.SYSTEM},
-                {"role": "user", "content": prompts.USER.format(
-                    facts=facts, question=question, language_name=prompts.language_name(language))}]
-    evidence = [t for e in selection.sentences for t in (e.sentence.zh, e.sentence.en) if t]
-    context = "\n".join([question, *(f"{e.chunk.section}\n{e.chunk.zh}\n{e.chunk.en}" for e in selection.sentences)])
-    return messages, evidence, context
+
+def _prompt_tokens(pipeline, model, question: str, language: str) -> int | None:
+    """Length of the prompt the pipeline sent (chat template applied)."""
+    if not hasattr(model, "count_tokens"):
+        return None
+    with contextlib.suppress(Exception):
+        return model.count_tokens(messages_for(pipeline, question, language))
+    return None
 
 
 def _question_row(pipeline, model, question: dict, generator: str) -> dict:
-    from rag import citations as cite
-
-    with _instrumented(pipeline, model) as record:
-        answer = pipeline.ask(question["question"], generator=generator)
-    timings = record["search"].timings_ms if "search" in record else {}
+    """One question's stage timings, as the pipeline itself reports them in ``Answer.timings``."""
+    answer = pipeline.ask(question["question"], generator=generator)
+    t = answer.timings
     row = {
         "id": question.get("id"), "lang": question.get("lang"), "answerable": bool(question.get("evidence")),
-        "refused": answer.refused, "generator": answer.generator, "note": answer.note,
-        "search_ms": record.get("search_ms"),
-        **{key: timings.get(f"{key}_ms") for key in ("embed", "dense", "bm25", "fusion")},
-        "evidence_ms": record.get("evidence_ms"),
-        "retrieve_ms": answer.timings.get("retrieve_ms"),
-        "first_token_ms": answer.timings.get("first_token_ms"),
-        "total_ms": answer.timings.get("total_ms"),
-        "model_calls": len(record.get("calls", [])),
+        "refused": answer.refused, "outcome": answer.outcome, "generator": answer.generator, "note": answer.note,
+        "model_calls": int(t.get("model_calls", 0)),
+        **{key: t.get(f"{key}_ms") for key in ("embed", "dense", "bm25", "fusion")},
+        **{key: t.get(key) for key in ("search_ms", "evidence_ms", "retrieve_ms", "prompt_ms", "prefill_ms",
+                                       "first_token_ms", "check_ms", "total_ms")},
     }
-    selection = record.get("selection")
-    if selection is not None and selection.sentences and not answer.refused:
-        start = time.perf_counter()
-        messages, evidence, context = messages_for(answer.question, answer.language, selection)
-        row["prompt_ms"] = ms_since(start)
-        calls = record.get("calls", [])
-        if calls:
-            call = calls[0]
-            if call["times"]:
-                row["prefill_ms"] = (call["times"][0] - call["start"]) * 1000
-                tokens = _count_tokens(model, call["text"], len(call["times"]))
-                row["decode_tokens"] = tokens
-                span = call["times"][-1] - call["times"][0]
-                if tokens >= 2 and span > 0:
-                    row["decode_tps"] = (tokens - 1) / span
-            if hasattr(model, "count_tokens"):
-                with contextlib.suppress(Exception):
-                    row["prompt_tokens"] = model.count_tokens(call["messages"])
-            # the citation check of the first answer, called as the pipeline calls it
-            start = time.perf_counter()
-            cite.check_answer(call["text"], evidence, answer.language, pipeline.retriever.embedder,
-                              pipeline.retriever.glossary, context)
-            row["check_ms"] = ms_since(start)
+    pieces, decode_ms = t.get("decode_pieces"), t.get("decode_ms")
+    if pieces and pieces >= 2 and decode_ms:
+        row["decode_tps"] = (pieces - 1) / (decode_ms / 1000)
+    if "prompt_ms" in t and model is not None:
+        row["prompt_tokens"] = _prompt_tokens(pipeline, model, answer.standalone or answer.question, answer.language)
     return row
 
 
