@@ -90,6 +90,11 @@ def _count_noun(question: str) -> str:
     return ""
 
 
+# Continents and regions: a question may place a project in "Europe" where the passage names only the
+# country ("比亚迪在欧洲的第一座工厂" — the passage says Hungary).
+REGIONS = re.compile(r"[洲]|拉美|东南亚|中东|中亚|西亚|南亚|东亚|北非|东非|西非|南非洲|太平洋|大西洋|印度洋|地中海|湄公河|澜湄")
+
+
 def missing_names(question: str, language: str, context: str) -> list[str]:
     """Place names of a Chinese question that the retrieved passages never mention.
 
@@ -103,7 +108,8 @@ def missing_names(question: str, language: str, context: str) -> list[str]:
         return []
     import jieba.posseg
 
-    names = [w for w, flag in jieba.posseg.lcut(question) if flag == "ns" and len(w) >= 2]
+    names = [w for w, flag in jieba.posseg.lcut(question)
+             if flag == "ns" and len(w) >= 2 and not REGIONS.search(w)]
     return [n for n in names if n not in context]
 
 

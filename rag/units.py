@@ -57,6 +57,7 @@ _ZH_FILLER = "共约近超过达到已累计总计合计新增设置有为是余
 # 第二, 首 (批), second, 21st: a rank, not an amount.
 ORDINAL_RE = re.compile(r"^[第首]|(?:st|nd|rd|th)$|^(?:first|second|third|fourth|fifth|sixth|seventh|eighth|"
                         r"ninth|tenth|[a-z]+(?:ieth|teenth))$", re.IGNORECASE)
+ZH_NOUN_CHARS = 8  # a Chinese counted noun phrase, modifiers and head ("零排放纯电动大巴")
 CLAUSE_BREAK = re.compile(r"[，；;。！？!?：:（）()、]|,(?!\d{3})|(?<!\d)\.(?!\d)")
 
 
@@ -137,8 +138,8 @@ def counted_noun(text: str, start: int, end: int) -> str:
     after = after.lstrip().lstrip("余多")
     if after[:1] and after[0] in CN_COUNTERS:
         match = _ZH_ENTITY_RE.match(after[1:].lstrip())
-        if match:
-            return match.group()[:4]
+        if match:  # the whole noun phrase: its head comes last ("400辆零排放纯电动大巴" counts 大巴)
+            return re.split(r"[的和与及]", match.group())[0][:ZH_NOUN_CHARS]
     words = [w for w in _EN_WORD_RE.findall(after)[:3] if w.lower() not in _EN_FILLER]
     if words and re.match(r"^\s*[A-Za-zÀ-ÿ]", after):
         return " ".join(stem(w) for w in words)
@@ -170,6 +171,8 @@ def measures(text: str) -> list[Measure]:
                 kind = "count"
             if kind in ("count", "people", "number"):
                 noun = counted_noun(text, start, end)
+                at = text.find(noun, end, end + 4 + len(noun)) if _ZH_ENTITY_RE.match(noun) and not written else -1
+                written = text[end:at + len(noun)] if at >= 0 else written  # "辆零排放纯电动大巴"
         out.append(Measure(quantity, kind, base, noun, written))
     return out
 
@@ -183,7 +186,7 @@ def same_noun(a: str, b: str) -> bool:
     zh_a, zh_b = bool(_ZH_ENTITY_RE.match(a)), bool(_ZH_ENTITY_RE.match(b))
     if zh_a != zh_b:
         return False
-    if zh_a:
+    if zh_a:  # one's first word in the other: 大巴 is in 零排放纯电动大巴; 行业标准 and 国家标准 share none
         return a[:2] in b or b[:2] in a
     words_a, words_b = a.split(), b.split()
     return words_a[0] in words_b or words_b[0] in words_a

@@ -72,3 +72,17 @@ def test_evidence_must_hold_a_value_of_the_asked_kind():
     assert not holds(asked("中老铁路全线共有多少座隧道？"), evidence)
     assert holds(asked("中老铁路全线共设置了多少座沉淀池？"), evidence)
     assert not holds(asked("蒙内铁路的总投资是多少？"), ["蒙内铁路全长471公里，全线共设计了14个大型野生动物通道。"])
+
+
+def test_a_chinese_counted_noun_is_its_whole_phrase():
+    """The head of a Chinese noun phrase comes last: 400 辆零排放纯电动大巴 counts 大巴."""
+    assert holds(asked("比亚迪的工厂每年能生产多少辆大巴？"), ["每年可生产约400辆零排放纯电动大巴"])
+    assert units.measures("每年可生产约400辆零排放纯电动大巴")[0].unit == "辆零排放纯电动大巴"
+
+
+def test_a_region_need_not_be_named_by_the_passage():
+    from rag.asked import missing_names
+
+    context = "2017年，比亚迪在匈牙利投产"
+    assert missing_names("比亚迪在欧洲的第一座电动大巴工厂每年能生产多少辆大巴？", "zh", context) == []
+    assert missing_names("九安风电项目位于泰国哪个府？", "zh", "九安风电项目位于越南嘉莱省九安乡") == ["泰国"]
