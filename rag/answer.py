@@ -30,6 +30,9 @@ ANSWERED, COMPUTED, QUOTED, NOT_IN_REPORT, OUT_OF_SCOPE = (
     "answered", "computed", "quoted", "not_in_report", "out_of_scope")
 OUTCOMES = (ANSWERED, COMPUTED, QUOTED, NOT_IN_REPORT, OUT_OF_SCOPE)
 MAX_QUOTED = 2  # a quoted answer is the one or two sentences that hold the answer; the card has the rest
+# A question whose words the report mostly uses is about the report, however far its meaning scores:
+# "How many tunnels were built on the Thakot–Raikot realignment?" (cosine 0.796, words 0.82).
+SCOPE_MAX_WORDS = 0.6
 # Requests that are not questions about any document: jokes, poems, greetings, the weather.
 CHIT_CHAT = re.compile(
     r"\bjokes?\b|\bpoem\b|\bhow are you\b|\bwho are you\b|^(?:hi|hello|hey)\b|\bweather\b|笑话|写一?首诗|你是谁|^你好|天气|"
@@ -138,7 +141,7 @@ class Pipeline:
         spec = generator or self.settings.generator
         timings["retrieve_ms"] = _ms(start)  # search + evidence, from the question's arrival
         timings["evidence_ms"] = round(timings["retrieve_ms"] - timings["search_ms"], 1)
-        if self.out_of_scope(question, result):
+        if self.out_of_scope(question, result, selection):
             yield "evidence", []
             yield "answer", self._refusal(question, language, selection, [], spec, timings, start, OUT_OF_SCOPE)
             return
@@ -170,15 +173,17 @@ class Pipeline:
         evidence score is below the higher bar ``refusal_threshold_not_found``."""
         return selection.asked.kind is None and selection.best_score < self.settings.refusal_threshold_not_found
 
-    def out_of_scope(self, question: str, result) -> bool:
-        """Not about the report: nothing to read (only punctuation or emoji), or no sentence of the report
-        comes near it in meaning ("What is the capital of France?"; calibrated in docs/evaluation.md)."""
+    def out_of_scope(self, question: str, result, selection: EvidenceSelection) -> bool:
+        """Not about the report: nothing to read (only punctuation or emoji), chit-chat, or no sentence of the
+        report comes near it in meaning and few of its words are the report's ("What is the capital of
+        France?": cosine 0.79, and only "capital" matches). Calibrated in docs/evaluation.md."""
         if not any(ch.isalnum() for ch in question) or CHIT_CHAT.search(question):
             return True
         scores = result.sentence_scores
         if scores is None or len(scores) == 0 or self.settings.embedder != config.SHIPPED_EMBEDDER:
             return False  # the similarity bar is calibrated on the shipped e5's cosines only
-        return float(scores.max()) < self.settings.scope_min_similarity
+        words = max((e.words for e in selection.ranked), default=0.0)
+        return float(scores.max()) < self.settings.scope_min_similarity and words < SCOPE_MAX_WORDS
 
     def _refusal(self, question, language, selection, chunks, spec, timings, start, outcome=NOT_IN_REPORT,
                  note="") -> Answer:

@@ -57,12 +57,13 @@ class Settings:
     # The same for questions with no word the report's Chinese or English can match (Arabic, Russian…):
     # their score has no keyword part, so their bar is lower.
     refusal_threshold_meaning_only: float = 0.86
-    # When the model answers NOT_FOUND, the report is taken not to answer unless the evidence scores at
-    # least this (calibrated in docs/evaluation.md: the model's NOT_FOUND alone would refuse 23% of
-    # answerable questions).
-    refusal_threshold_not_found: float = 1.25
-    # A question no sentence of the report comes this close to (e5 cosine) is not about the report:
-    # general-knowledge and chit-chat questions scored 0.74–0.78, every dev question of the report ≥ 0.80.
+    # When the model answers NOT_FOUND (and no particular kind of value was asked), the report is taken
+    # not to answer unless the evidence scores at least this. Dev, local model: at 1.25 four English
+    # questions the report answers (scores 1.02–1.19) were refused on a wrong NOT_FOUND; at 1.0, none.
+    refusal_threshold_not_found: float = 1.0
+    # A question no sentence of the report comes this close to (e5 cosine), and whose words the report
+    # mostly lacks, is not about the report: general-knowledge questions scored 0.72–0.79; a few report
+    # questions score below 0.80 too, but they name the report's things (see answer.SCOPE_MAX_WORDS).
     scope_min_similarity: float = 0.80
 
 
