@@ -25,6 +25,15 @@ ASKED_KINDS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOR
     ("date", r"何时|哪一?年|哪一?天|几月|什么时候|\bwhen\b|what (?:year|date|month)|which (?:year|month|date)|"
              r"\bquand\b|quelle (?:année|date)|cuándo|en qué (?:año|fecha)|\bwann\b|in welchem Jahr|"
              r"когда|в каком году|متى|في أي عام|いつ|何年"),
+    ("org", r"哪家|哪个(?:机构|组织|部门|单位|企业|公司)|由谁|which (?:[a-z]+ ){0,2}(?:company|companies|firm|enterprise|"
+            r"institution|organi[sz]ation|bank|university)|who (?:built|set up|established|founded|financed|runs)|"
+            r"quel(?:le)? (?:entreprise|société|institution|organisation|organisme)|qué (?:empresa|institución|organización)|"
+            r"welche[rsn]? (?:Firma|Unternehmen|Institution|Organisation|Einrichtung)|как(?:ая|ой) (?:компани|организаци|институт)|"
+            r"أي (?:شركة|مؤسسة)|どの(?:企業|会社|機関)"),
+    ("place", r"哪个(?:省|市|城市|国家|府|州|地区)|哪座城市|在哪里|位于哪|which (?:province|city|country|region|state)|"
+              r"in which (?:city|country|province)|where (?:is|was|are|were)|dans quel(?:le)? (?:ville|pays|province)|"
+              r"en qué (?:ciudad|país|provincia)|in welche[rm] (?:Stadt|Land|Provinz)|в каком (?:городе|регионе)|"
+              r"в какой (?:стране|провинции)|في أي (?:مدينة|بلد|دولة)|どこ"),
     ("energy", r"发电量|发电多少|多少电|多少度电|千瓦时|electricity (?:does|did|will|is|was|would)|"
                r"how much (?:clean )?(?:electricity|power) .*(?:generat|produc)|annual (?:generation|output)|"
                r"kWh|combien d'électricité|production (?:annuelle )?d'électricité|cuánta electricidad|"
@@ -56,7 +65,7 @@ _EN_COUNT_NOUN = re.compile(r"how many ((?:[a-z-]+ ){0,2}?[a-z-]+?)(?:\s+(?:are|
 
 @dataclasses.dataclass(frozen=True)
 class Asked:
-    kind: str | None  # None: no particular kind of value (a reason, a name, a description)
+    kind: str | None  # None: no particular kind of value (a reason, a description); "org"/"place": a name
     noun: str = ""  # for a count: what is counted ("隧道", "tunnel"), when the question says it
 
     def held_by(self, measure: units.Measure) -> bool:
@@ -129,6 +138,27 @@ ENDING_IN_REPORT = re.compile(
 def ending_premise_missing(question: str, context: str) -> bool:
     """The question presupposes something ended, stopped or failed, and the passages say nothing of it."""
     return bool(ENDING_ASKED.search(question)) and not ENDING_IN_REPORT.search(context)
+
+
+NAME_KINDS = ("org", "place")
+ORG_SUFFIX = re.compile(r"(?:公司|集团|银行|大学|学院|研究院|研究所|研究中心|协会|基金会|委员会|署|部|局|厅|联盟)$")
+
+
+PROVINCE_ASKED = re.compile(r"省|province|provincia|Provinz|провинци|مقاطعة|州", re.IGNORECASE)
+
+
+def names_in(text_zh: str, kind: str) -> set[str]:
+    """Proper names of an organisation or a place in a Chinese sentence (jieba's nt/ns tags, organisation
+    suffixes). "由中国企业承建" names no company: 中国 is a place, 企业 a common noun."""
+    import jieba.posseg
+
+    found = set()
+    for word, flag in jieba.posseg.lcut(text_zh):
+        if kind == "org" and len(word) >= 3 and (flag == "nt" or ORG_SUFFIX.search(word)):
+            found.add(word)
+        elif kind == "place" and flag == "ns" and len(word) >= 2 and word not in ("中国", "中方"):
+            found.add(word)
+    return found
 
 
 def holds(asked_: Asked, texts: list[str]) -> bool:

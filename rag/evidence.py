@@ -18,7 +18,7 @@ import dataclasses
 import math
 
 from rag import units
-from rag.asked import Asked, asked as asked_of
+from rag.asked import NAME_KINDS, PROVINCE_ASKED, Asked, asked as asked_of, names_in
 from rag.chunking import Chunk, Sentence
 from rag.retrieval import Retriever, SearchResult
 from rag.text import keywords_zh, tokenize_en
@@ -89,6 +89,7 @@ class EvidenceSelector:
         # What each sentence's numbers count, once per corpus (both languages: a count's noun is compared
         # in the question's language).
         self.measures = [units.measures(s.zh) + units.measures(s.en) for s in sentences]
+        self._names: dict[tuple[int, str], set[str]] = {}  # names per (sentence, kind), read when first asked
 
     def _contexts(self, retriever: Retriever) -> tuple[list[set[str]], list[set[str]]]:
         """Per sentence: its own words plus its heading's and its paragraph's first sentence's."""
@@ -104,6 +105,19 @@ class EvidenceSelector:
             zh_context.append(self._zh_tokens[position] | self._zh_tokens[lead] | heading_zh)
             en_context.append(self._en_tokens[position] | self._en_tokens[lead] | heading_en)
         return zh_context, en_context
+
+    def _holds(self, wanted: Asked, position: int, question: str) -> bool:
+        """The sentence states a value of the asked kind, or (for "which company / where") a name of the asked
+        kind that the question does not already give."""
+        if wanted.kind not in NAME_KINDS:
+            return any(wanted.held_by(m) for m in self.measures[position])
+        key = (position, wanted.kind)
+        if key not in self._names:
+            self._names[key] = names_in(self.retriever.index.sentences[position].sentence.zh, wanted.kind)
+        names = [name for name in self._names[key] if name not in question]
+        if wanted.kind == "place" and PROVINCE_ASKED.search(question):  # "which province": a province's name
+            names = [name for name in names if name.endswith(("省", "州"))]
+        return bool(names)
 
     def coverage(self, question: str, text: str) -> float:
         """The IDF-weighted share of the question's keywords (Chinese or English side) found in ``text``."""
@@ -128,9 +142,10 @@ class EvidenceSelector:
                 meaning = float(result.sentence_scores[position]) if result.sentence_scores is not None else 0.0
                 words = max(_coverage(zh_weights, self._zh_context[position]),
                             _coverage(en_weights, self._en_context[position]))
-                holds = (wanted.kind is not None and any(wanted.held_by(m) for m in self.measures[position])
+                holds = (wanted.kind is not None and self._holds(wanted, position, question)
                          and (result.language not in ("zh", "en") or words >= MIN_HOLD_WORDS))
-                score = (WEIGHT_MEANING * meaning + WEIGHT_WORDS * words + WEIGHT_KIND * holds
+                kind_bonus = holds and wanted.kind not in NAME_KINDS  # any place name is too common a cue
+                score = (WEIGHT_MEANING * meaning + WEIGHT_WORDS * words + WEIGHT_KIND * kind_bonus
                          + WEIGHT_RANK / rank)
                 scored.append(Evidence(hit.chunk, sentence, score, rank, position, words,
                                        holds or wanted.kind is None))

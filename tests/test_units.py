@@ -86,3 +86,19 @@ def test_a_region_need_not_be_named_by_the_passage():
     context = "2017年，比亚迪在匈牙利投产"
     assert missing_names("比亚迪在欧洲的第一座电动大巴工厂每年能生产多少辆大巴？", "zh", context) == []
     assert missing_names("九安风电项目位于泰国哪个府？", "zh", "九安风电项目位于越南嘉莱省九安乡") == ["泰国"]
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("蒙内铁路是由哪家中国企业承建的？", "org"), ("Which Chinese research institution set up the programme?", "org"),
+    ("“雨水集蓄利用技术国际培训班”是由中国哪个省的机构承办的？", "place"), ("In welcher Stadt hat das Zentrum seinen Sitz?", "place"),
+    ("九安风电项目位于哪个国家？", "place"),
+])
+def test_questions_asking_a_name(question, kind):
+    assert asked(question).kind == kind
+
+
+def test_a_name_of_the_asked_kind_must_be_given():
+    from rag.asked import names_in
+
+    assert not names_in("蒙内铁路是中国和肯尼亚共建“一带一路”的旗舰项目，由中国企业承建，于2017年5月建成通车。", "org")
+    assert "越南" in names_in("九安风电项目位于越南嘉莱省九安乡，是当地首批并网的风电项目。", "place")
