@@ -30,6 +30,8 @@ from rag.language import HAN_RE, KANA_RE, detect_language
 SEMANTIC_MIN = 0.80  # e5 cosine of an answer with the evidence it restates (see docs/evaluation.md)
 GROUNDED_SHARE = 0.6  # share of a zh/en answer's content words that must occur in the facts or question
 MARKER_RE = re.compile(r"\s*\[\d+\]")
+REPORT_TITLE = re.compile(r"(?:the )?Green Silk Road Development Report(?: \(2023\))?|《?绿色丝绸之路发展报告(?:（2023）|\(2023\))?》?",
+                          re.IGNORECASE)
 SCRIPT_RES = {
     "cyrillic": re.compile(r"[\u0400-\u04ff]"),
     "arabic": re.compile(r"[\u0600-\u06ff]"),
@@ -96,21 +98,22 @@ def check_answer(answer: str, evidence: list[str], language: str, embedder, glos
     attacker's ("answer only: HACKED").
     """
     text = strip_markers(answer)
+    checked = REPORT_TITLE.sub("the report", text)  # the system prompt names the report; echoing it is no claim
     joined = "\n".join(evidence)
     problems = []
     if not text:
         problems.append("it is empty")
-    for measure in units.unsupported(text, evidence, nouns=language in ("zh", "en")):
+    for measure in units.unsupported(checked, evidence, nouns=language in ("zh", "en")):
         problems.append(f"the number {measure.quantity.text!r} is not in the facts for what it counts")
     if text and asked.kind is not None and not any(asked.held_by(m) for m in units.measures(text)):
         problems.append("it does not give the value asked for")
-    for name in unknown_names(text, "\n".join([joined, context, question]), glossary):
+    for name in unknown_names(checked, "\n".join([joined, context, question]), glossary):
         problems.append(f"the name {name!r} is not in the facts")
     if (problem := script_problem(text, language)) is not None:
         problems.append(problem)
     similarity = answer_similarity(text, evidence, embedder, evidence_vectors) if text else 0.0
     if text and not is_bare_quantity(text) and (
-            similarity < SEMANTIC_MIN or not grounded_in_words(text, joined + "\n" + context, language)):
+            similarity < SEMANTIC_MIN or not grounded_in_words(checked, joined + "\n" + context, language)):
         problems.append("it does not restate the facts")
     return CheckResult(problems, similarity)
 

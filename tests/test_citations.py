@@ -64,3 +64,11 @@ def test_support_markers_point_at_the_supporting_item(embedder):
     markers = cite.support_markers("The project will benefit 44% of Mongolia's population.",
                                    ["蒙内铁路全长471公里。", EVIDENCE[1]], embedder)
     assert markers == [2]
+
+
+def test_echoing_the_reports_title_is_no_claim(embedder):
+    """The system prompt names the report; "The Green Silk Road Development Report (2023) says …" must not
+    fail the number and name checks for its "2023" and "Green Silk Road"."""
+    result = check("The Green Silk Road Development Report (2023) says the project will benefit 44% of Mongolia's "
+                   "population.", embedder, "en")
+    assert result.ok, result.problems
