@@ -52,6 +52,18 @@ class Settings:
     generator: str = "local"
     generator_timeout_s: float = 60.0
     max_answer_tokens: int = 96
+    # The evidence score of a sentence (rag/evidence.py): meaning (e5 cosine with the question) + words
+    # (IDF share of the question's keywords in its context) + kind (it states a value of the asked kind)
+    # + rank (1/rank of its chunk). The refusal thresholds below were calibrated on these weights.
+    evidence_weight_meaning: float = 1.0
+    evidence_weight_words: float = 0.35
+    evidence_weight_kind: float = 0.04
+    evidence_weight_rank: float = 0.03
+    # A value of the asked kind counts only in a sentence about what was asked: for zh/en questions, at
+    # least this share of the question's keywords in the sentence's context. Dev: answerable questions'
+    # holding sentences scored 0.44–1.0; "the length of the breakwater at Lekki" found only the railway's
+    # 471 km, at 0.17. Other languages match few words of the report's two, so the bar is not theirs.
+    evidence_min_hold_words: float = 0.35
     # Below this evidence score the report is taken not to answer (calibrated in docs/evaluation.md).
     refusal_threshold: float = 0.915
     # The same for questions with no word the report's Chinese or English can match (Arabic, Russian…):

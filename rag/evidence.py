@@ -23,12 +23,6 @@ from rag.chunking import Chunk, Sentence
 from rag.retrieval import Retriever, SearchResult
 from rag.text import keywords_zh, tokenize_en
 
-WEIGHT_MEANING, WEIGHT_WORDS, WEIGHT_KIND, WEIGHT_RANK = 1.0, 0.35, 0.04, 0.03
-# A value of the asked kind counts only in a sentence about what was asked: for zh/en questions, at least
-# this share of the question's keywords in the sentence's context. Dev: answerable questions' holding
-# sentences scored 0.44–1.0; "the length of the breakwater at Lekki" found only the railway's 471 km at
-# 0.17. Other languages match few words of the report's two, so the bar does not apply to them.
-MIN_HOLD_WORDS = 0.35
 SECOND_SENTENCE_RATIO = 0.97  # a second sentence must score almost as well as the first
 MAX_SENTENCES = 3
 
@@ -76,6 +70,7 @@ class EvidenceSelector:
 
     def __init__(self, retriever: Retriever):
         self.retriever = retriever
+        self.settings = retriever.settings  # the score's weights, calibrated with the refusal thresholds
         sentences = [s.sentence for s in retriever.index.sentences]
         self._zh_tokens = [set(keywords_zh(s.zh)) for s in sentences]
         self._en_tokens = [set(tokenize_en(s.en)) for s in sentences]
@@ -135,6 +130,7 @@ class EvidenceSelector:
         zh_weights = _idf_weights(zh_own + keywords_zh(" ".join(zh_terms)), self._df_zh, len(self._zh_tokens)) if zh_own else {}
         en_weights = _idf_weights(en_own + tokenize_en(" ".join(en_terms)), self._df_en, len(self._en_tokens)) if en_own else {}
         wanted = asked_of(question)
+        weights = self.settings
         scored: list[Evidence] = []
         for rank, hit in enumerate(result.hits, start=1):
             for position in self._by_chunk.get(self._chunk_position[hit.chunk.id], []):
@@ -143,10 +139,10 @@ class EvidenceSelector:
                 words = max(_coverage(zh_weights, self._zh_context[position]),
                             _coverage(en_weights, self._en_context[position]))
                 holds = (wanted.kind is not None and self._holds(wanted, position, question)
-                         and (result.language not in ("zh", "en") or words >= MIN_HOLD_WORDS))
+                         and (result.language not in ("zh", "en") or words >= weights.evidence_min_hold_words))
                 kind_bonus = holds and wanted.kind not in NAME_KINDS  # any place name is too common a cue
-                score = (WEIGHT_MEANING * meaning + WEIGHT_WORDS * words + WEIGHT_KIND * kind_bonus
-                         + WEIGHT_RANK / rank)
+                score = (weights.evidence_weight_meaning * meaning + weights.evidence_weight_words * words
+                         + weights.evidence_weight_kind * kind_bonus + weights.evidence_weight_rank / rank)
                 scored.append(Evidence(hit.chunk, sentence, score, rank, position, words,
                                        holds or wanted.kind is None))
         scored.sort(key=lambda e: -e.score)
