@@ -1,9 +1,11 @@
-"""The question-answering pipeline: search → evidence → (refuse | phrase → check → retry | quote) → cite.
+"""The question-answering pipeline: resolve → search → evidence → (out of scope | compute | not in the report
+| phrase → check → retry | quote) → cite. Every Answer has one of OUTCOMES (docs/design.md).
 
 ``Pipeline.stream`` yields events as work completes, for the CLI and the Streamlit app alike:
-``("stage", name)``, ``("evidence", [Citation])`` within ~200 ms, ``("token", text)`` while the model
-writes, and finally ``("answer", Answer)``, whose text and badges replace whatever was streamed (the
-checks run at the end). ``Pipeline.ask`` returns the final Answer.
+``("standalone", text)`` (the question as understood), ``("stage", name)``, ``("evidence", [Citation])``
+within ~200 ms, ``("token", text)`` while the model writes, ``("reset", None)`` before a retry replaces
+the streamed text, and finally ``("answer", Answer)``, whose text and badges replace whatever was
+streamed (the checks run at the end). ``Pipeline.ask`` returns the final Answer.
 """
 from __future__ import annotations
 
