@@ -153,10 +153,7 @@ class Pipeline:
         if operation and (computed := self._computed(operation, question, language, selection, timings, start)):
             yield "answer", computed
             return
-        context = _context(selection)
-        missing = missing_names(question, result.language, context)
-        if ending_premise_missing(question, context):
-            missing.append("the ending the question presupposes")
+        missing = self.premise_missing(question, result.language, selection)
         if not self.answerable(selection) or not selection.holds_asked or missing:
             note = f"the passages never mention {', '.join(missing)}" if missing else ""
             yield "answer", self._refusal(question, language, selection, [h.chunk for h in result.hits], spec, timings,
@@ -168,6 +165,15 @@ class Pipeline:
 
     def answerable(self, selection: EvidenceSelection) -> bool:
         return selection.answerable(self.settings.refusal_threshold, self.settings.refusal_threshold_meaning_only)
+
+    def premise_missing(self, question: str, language: str, selection: EvidenceSelection) -> list[str]:
+        """What the question takes for granted that the chosen passages never mention: a Chinese
+        question's place, or an ending (closed, stopped) of what they describe."""
+        context = _context(selection)
+        missing = missing_names(question, language, context)
+        if ending_premise_missing(question, context):
+            missing.append("the ending the question presupposes")
+        return missing
 
     def _agrees_not_found(self, selection: EvidenceSelection) -> bool:
         """The model's NOT_FOUND is taken when the evidence does not contradict it: no particular kind of

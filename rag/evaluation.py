@@ -238,13 +238,15 @@ def format_answer_report(report: dict) -> str:
 def refusal_curve(pipeline, questions: list[dict], thresholds: list[float] | None = None) -> list[dict]:
     """Refusal rates on unanswerable and answerable questions for each evidence-score threshold, with the
     score-independent refusals the pipeline adds (out of scope; no evidence sentence holds a value of the
-    asked kind) applied at every threshold. The model's NOT_FOUND is not part of it (no model is run)."""
+    asked kind about the asked thing; a premise the passages never mention) applied at every threshold.
+    The model's NOT_FOUND is not part of it (no model is run)."""
     scores = []
     for question in questions:
         result = pipeline.retriever.search(question["question"], pipeline.settings.top_k)
         selection = pipeline.selector.select(result)
         offset = 0.0 if selection.lexical else settings_gap(pipeline.settings)
-        always = pipeline.out_of_scope(question["question"], result, selection) or not selection.holds_asked
+        always = (pipeline.out_of_scope(question["question"], result, selection) or not selection.holds_asked
+                  or bool(pipeline.premise_missing(question["question"], result.language, selection)))
         scores.append((selection.best_score + offset, always, is_answerable(question)))
     grid = [round(0.80 + 0.01 * i, 2) for i in range(31)]
     thresholds = thresholds or sorted({*grid, pipeline.settings.refusal_threshold})
