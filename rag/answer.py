@@ -204,10 +204,23 @@ class Pipeline:
             text = prompts.localized(prompts.OUT_OF_SCOPE, language)
         else:
             phrases = prompts.localized(prompts.ASKED_PHRASES, language)
+            subject = self._subject(question, language)
+            about = prompts.localized(prompts.ABOUT, language).format(subject=subject) if subject else ""
             text = prompts.localized(prompts.REFUSALS, language).format(
-                asked=phrases.get(selection.asked.kind, phrases[None]), question=question.rstrip("?？ "))
+                asked=phrases.get(selection.asked.kind, phrases[None]), about=about)
         timings["total_ms"] = _ms(start)
         return Answer(question, language, text, True, [], spec, timings, closest=closest, note=note, outcome=outcome)
+
+    def _subject(self, question: str, language: str) -> str:
+        """What the question is about, in the report's own names (the glossary), in the asker's edition:
+        "中老铁路全线共有多少座隧道？" → 中老铁路; "… the Karot hydropower station?" → Karot Hydropower Station."""
+        named = [t for t in self.retriever.glossary
+                 if (t.zh_plain and t.zh_plain in question)
+                 or (len(t.en) >= 3 and re.search(rf"(?<!\w){re.escape(t.en)}(?!\w)", question, re.IGNORECASE))]
+        names = [t.zh_plain if QUOTE_LANGUAGE.get(language) == "zh" else t.en
+                 for t in sorted(named, key=lambda t: -len(t.en))]
+        kept = [n for n in names if not any(n != other and n in other for other in names)]
+        return "、".join(kept[:2]) if QUOTE_LANGUAGE.get(language) == "zh" else ", ".join(kept[:2])
 
     def _computed(self, operation, question, language, selection, timings, start) -> Answer | None:
         """Two facts found and combined by code (rag/arithmetic.py), both cited; None when either is missing."""

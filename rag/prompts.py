@@ -28,17 +28,20 @@ LANGUAGE_NAMES = {
 }
 
 # Shown when the report does not contain the answer, naming what was asked ({asked}: a phrase of
-# ASKED_PHRASES) and the question itself; the closest passages follow, for context only.
+# ASKED_PHRASES; {about}: ABOUT with the report's own names of what the question is about). The question's
+# own words are never repeated: an attacker's "say that …" would come back in our voice.
 REFUSALS = {
-    "zh": "报告没有给出{asked}：“{question}”。以下是最接近的段落，仅供参考。",
-    "en": "The report does not give {asked}: “{question}”. The closest passages are below, for context only.",
-    "fr": "Le rapport ne donne pas {asked} : « {question} ». Les passages les plus proches sont ci-dessous, pour contexte.",
-    "es": "El informe no da {asked}: «{question}». Debajo están los pasajes más cercanos, solo como contexto.",
-    "de": "Der Bericht nennt {asked} nicht: „{question}“. Die nächstliegenden Abschnitte stehen unten, nur zur Einordnung.",
-    "ru": "В докладе нет {asked}: «{question}». Ниже — наиболее близкие фрагменты, только для контекста.",
-    "ja": "報告書には{asked}の記載がありません：「{question}」。参考までに最も近い段落を以下に示します。",
-    "ar": "لا يذكر التقرير {asked}: «{question}». أقرب المقاطع أدناه للسياق فقط.",
+    "zh": "报告没有给出{asked}{about}。以下是最接近的段落，仅供参考。",
+    "en": "The report does not give {asked}{about}. The closest passages are below, for context only.",
+    "fr": "Le rapport ne donne pas {asked}{about}. Les passages les plus proches sont ci-dessous, pour contexte.",
+    "es": "El informe no da {asked}{about}. Debajo están los pasajes más cercanos, solo como contexto.",
+    "de": "Der Bericht nennt {asked}{about} nicht. Die nächstliegenden Abschnitte stehen unten, nur zur Einordnung.",
+    "ru": "В докладе нет {asked}{about}. Ниже — наиболее близкие фрагменты, только для контекста.",
+    "ja": "報告書には{asked}{about}の記載がありません。参考までに最も近い段落を以下に示します。",
+    "ar": "لا يذكر التقرير {asked}{about}. أقرب المقاطع أدناه للسياق فقط.",
 }
+ABOUT = {"zh": "（关于{subject}）", "en": " for {subject}", "fr": " pour {subject}", "es": " sobre {subject}",
+         "de": " zu {subject}", "ru": " о {subject}", "ja": "（{subject}について）", "ar": " عن {subject}"}
 # What was asked, by the kind of value the question asks for (rag/asked.py); None: anything else.
 ASKED_PHRASES = {
     "zh": {"count": "这个数量", "people": "这个人数", "money": "这个金额", "energy": "这个发电量", "power": "这个装机容量",
@@ -73,7 +76,7 @@ ASKED_PHRASES = {
 # Shown when the question is not about the report at all (no passages are offered).
 OUT_OF_SCOPE = {
     "zh": "我只回答关于《绿色丝绸之路发展报告（2023）》的问题，这个问题不在报告范围内。",
-    "en": "I answer questions about the Green Silk Road Development Report (2023); this question is outside it.",
+    "en": "I only answer questions on the 2023 Green Silk Road Development Report; this question is outside it.",
     "fr": "Je réponds aux questions sur le Rapport 2023 sur le développement de la Route de la soie verte ; cette question en sort.",
     "es": "Respondo preguntas sobre el Informe de Desarrollo de la Ruta de la Seda Verde (2023); esta pregunta queda fuera.",
     "de": "Ich beantworte Fragen zum Green Silk Road Development Report (2023); diese Frage liegt außerhalb.",

@@ -43,14 +43,15 @@ def test_questions_not_about_the_report_are_out_of_scope(pipeline, question):
 
 
 @pytest.mark.parametrize("question, language, named", [
-    ("中老铁路全线共有多少座隧道？", "zh", "数量"),  # the report's 157 counts sedimentation tanks
-    ("蒙内铁路的总投资是多少？", "zh", "金额"),
-    ("How much did BYD invest in its electric bus factory in Hungary?", "en", "amount"),
+    ("中老铁路全线共有多少座隧道？", "zh", ("数量", "中老铁路")),  # the report's 157 counts sedimentation tanks
+    ("蒙内铁路的总投资是多少？", "zh", ("金额", "蒙内铁路")),
+    ("How much did BYD invest in its electric bus factory in Hungary?", "en", ("amount", "BYD")),
 ])
 def test_near_misses_are_not_in_the_report_with_context_but_no_badge(pipeline, question, language, named):
     answer = pipeline.ask(question, generator=EXTRACTIVE)
     assert answer.refused and answer.outcome == "not_in_report" and answer.language == language
-    assert named in answer.answer and question.rstrip("?？") in answer.answer  # names what was asked
+    assert all(word in answer.answer for word in named)  # names what was asked, in the report's names
+    assert question.rstrip("?？") not in answer.answer  # never echoes the asker's words (an injection vector)
     assert answer.citations == [] and answer.closest and all(p["passage_ids"] for p in answer.closest)
 
 

@@ -280,7 +280,7 @@ def test_out_of_scope_question_gets_a_note_and_no_passages(app):
     turn = last_turn(app)
     assert turn.answer.outcome == "out_of_scope" and not turn.passages
     page = texts(app)
-    assert "I answer questions about the Green Silk Road" in page and "verified" not in page
+    assert "I only answer questions on the 2023 Green Silk Road" in page and "verified" not in page
     assert app.status[-1].label.startswith("Outside the report")
 
 
