@@ -266,24 +266,28 @@ def _fmt(value: Decimal, places: int | None = None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+_WRITTEN_DIGITS = re.compile(r"\d+(?:[.,](\d+))?")
+
+
+def _digits(measure: units.Measure) -> re.Match | None:
+    """The number as the report writes it (22.6 of "22.6 亿"); digit normalising keeps positions."""
+    return _WRITTEN_DIGITS.search(numbers._normalise_digits(measure.quantity.text))
+
+
 def _display_scale(measure: units.Measure) -> Decimal:
     """How many base units one written unit of the measure is: 22.6 亿吨 → 1e8 (tonnes)."""
-    digits = re.search(r"\d+(?:[.,]\d+)?", numbers._normalise_digits(measure.quantity.text))
-    if not digits:
-        return Decimal(1)
-    shown = Decimal(digits.group().replace(",", "."))
+    digits = _digits(measure)
+    shown = Decimal(digits.group().replace(",", ".")) if digits else Decimal(0)
     return _dec(measure.base) / shown if shown else Decimal(1)
 
 
 def _decimals(measure: units.Measure) -> int:
     """Decimal places as the report writes the value: 106.1 → 1, 22.6 → 1, 5.73 → 2, 200 → 0."""
-    digits = re.search(r"\d+(?:[.,](\d+))?", numbers._normalise_digits(measure.quantity.text))
+    digits = _digits(measure)
     return len(digits.group(1)) if digits and digits.group(1) else 0
 
 
 def _magnitude_text(measure: units.Measure) -> str:
-    text = measure.quantity.text
-    digits = re.search(r"\d+(?:[.,]\d+)?", text)
-    return text[digits.end():] if digits else ""
-
-
+    """What follows the digits in the number's own text: " 亿", " million"."""
+    digits = _digits(measure)
+    return measure.quantity.text[digits.end():] if digits else ""
