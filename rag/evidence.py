@@ -23,6 +23,9 @@ from rag.chunking import Chunk, Sentence
 from rag.retrieval import Retriever, SearchResult
 from rag.text import keywords_zh, tokenize_en
 
+# Dev (zh/en date questions): the answering sentence itself carried 0.38–0.81 of the question's keywords;
+# a year from a neighbouring sentence about another plant, 0.19.
+DATE_MIN_WORDS = 0.3
 SECOND_SENTENCE_RATIO = 0.97  # a second sentence must score almost as well as the first
 MAX_SENTENCES = 3
 
@@ -114,6 +117,14 @@ class EvidenceSelector:
             names = [name for name in names if name.endswith(("省", "州"))]
         return bool(names)
 
+    def _about_asked(self, wanted: Asked, words: float, question: str, sentence: Sentence) -> bool:
+        """A zh/en question's value must be about what was asked: enough of its keywords in the sentence's
+        context; a date must be the asked event's own, so in the sentence itself ("2023 年，中方推动援乌兹别克
+        斯坦…污水处理厂项目" is no completion date of the Ulaanbaatar plant its paragraph is about)."""
+        if words < self.settings.evidence_min_hold_words:
+            return False
+        return wanted.kind != "date" or self.coverage(question, f"{sentence.zh} {sentence.en}") >= DATE_MIN_WORDS
+
     def coverage(self, question: str, text: str) -> float:
         """The IDF-weighted share of the question's keywords (Chinese or English side) found in ``text``."""
         zh = _idf_weights(keywords_zh(question), self._df_zh, len(self._zh_tokens))
@@ -139,7 +150,8 @@ class EvidenceSelector:
                 words = max(_coverage(zh_weights, self._zh_context[position]),
                             _coverage(en_weights, self._en_context[position]))
                 holds = (wanted.kind is not None and self._holds(wanted, position, question)
-                         and (result.language not in ("zh", "en") or words >= weights.evidence_min_hold_words))
+                         and (result.language not in ("zh", "en") or self._about_asked(wanted, words, question,
+                                                                                         sentence)))
                 kind_bonus = holds and wanted.kind not in NAME_KINDS  # any place name is too common a cue
                 score = (weights.evidence_weight_meaning * meaning + weights.evidence_weight_words * words
                          + weights.evidence_weight_kind * kind_bonus + weights.evidence_weight_rank / rank)

@@ -107,3 +107,11 @@ def test_local_model_answers_in_the_question_language_with_verified_citation(pip
 def test_unreachable_server_falls_back_to_extractive(pipeline):
     answer = pipeline.ask("蒙内铁路全长多少公里？", generator="openai:http://127.0.0.1:9|none")
     assert answer.generator.startswith(EXTRACTIVE) and "471" in answer.answer and answer.note
+
+
+def test_a_date_must_be_the_asked_events_own(pipeline):
+    """The Ulaanbaatar plant's paragraph has a 2023 — for Uzbekistan's plant; the report gives no completion
+    year for Ulaanbaatar's. The Jujuy plant's grid connection date is its own sentence's."""
+    assert pipeline.ask("乌兰巴托中央污水处理厂预计在哪一年建成投入运行？", generator=EXTRACTIVE).outcome == "not_in_report"
+    answer = pipeline.ask("阿根廷胡胡伊省光伏电站项目于何时正式并网发电？", generator=EXTRACTIVE)
+    assert answer.outcome == "quoted" and "2020" in answer.answer
