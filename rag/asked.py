@@ -159,10 +159,3 @@ def names_in(text_zh: str, kind: str) -> set[str]:
         elif kind == "place" and flag == "ns" and len(word) >= 2 and word not in ("中国", "中方"):
             found.add(word)
     return found
-
-
-def holds(asked_: Asked, texts: list[str]) -> bool:
-    """Some text states a value of the asked kind (always true when no particular kind is asked)."""
-    if asked_.kind is None:
-        return True
-    return any(asked_.held_by(m) for text in texts for m in units.measures(text))
