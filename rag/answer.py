@@ -371,7 +371,9 @@ def _value_lead(selection: EvidenceSelection, quoted: list[Citation], language: 
     if any(len(values) != 1 for values in held.values()) or len({v[0].base for v in held.values()}) != 1:
         return ""
     side = "zh" if QUOTE_LANGUAGE.get(language) == "zh" else "en"
-    shown = held[side][0] if side in held else next(iter(held.values()))[0]
+    base = next(iter(held.values()))[0].base  # the value as the asker's edition writes it, when it does
+    same = [m for c in quoted for m in units.measures(getattr(c, f"sentence_{side}")) if m.base == base]
+    shown = held[side][0] if side in held else (same or next(iter(held.values())))[0]
     value = f"{shown.quantity.text.strip()}{shown.unit}"
     return prompts.localized(prompts.VALUE_LEADS, language).format(value=value) + " "
 

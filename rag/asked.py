@@ -14,7 +14,7 @@ import dataclasses
 import re
 
 from rag import units
-from rag.numbers import CN_COUNTERS
+from rag.units import CN_COUNTERS
 
 # Checked in order: the first kind whose pattern matches is the asked kind. Question words ("when",
 # "哪一年") come before topical words: "When were the Guidelines on Investment issued?" asks a date.

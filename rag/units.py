@@ -16,7 +16,7 @@ import re
 from decimal import Decimal
 
 from rag import numbers
-from rag.numbers import CN_COUNTERS, Quantity
+from rag.numbers import CN_COUNTERS as NUMERAL_COUNTERS, Quantity
 
 # (pattern right after the number, kind, factor to the kind's base unit). Longest first per language;
 # the base units are kWh, kW, tonnes, m³, hectares, km, the currency itself, people, times.
@@ -71,6 +71,10 @@ class Measure:
     unit: str = ""  # the unit as written after the number ("吨", " kWh"), for showing a result
 
 
+# Measure words after a number: numbers.py's (which decide whether a Chinese numeral is a quantity) and
+# those that only ever follow one (只 for animals, 头, 匹, 枚).
+CN_COUNTERS = NUMERAL_COUNTERS + "只头匹枚"
+_COUNTER_AFTER = re.compile(rf"\s?[余多]?[{CN_COUNTERS}]")
 _APPROX_AFTER = re.compile(r"^\s?[余多]")  # 3000余名, 150多万: "more than" before the unit
 
 
@@ -173,6 +177,8 @@ def measures(text: str) -> list[Measure]:
                 noun = counted_noun(text, start, end)
                 at = text.find(noun, end, end + 4 + len(noun)) if _ZH_ENTITY_RE.match(noun) and not written else -1
                 written = text[end:at + len(noun)] if at >= 0 else written  # "辆零排放纯电动大巴"
+                counter = _COUNTER_AFTER.match(text, end)
+                written = written or (counter.group() if counter else "")  # "海龟超1.7万只": "只"
         out.append(Measure(quantity, kind, base, noun, written))
     return out
 

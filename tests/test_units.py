@@ -107,3 +107,7 @@ def test_a_name_of_the_asked_kind_must_be_given():
 
     assert not names_in("蒙内铁路是中国和肯尼亚共建“一带一路”的旗舰项目，由中国企业承建，于2017年5月建成通车。", "org")
     assert "越南" in names_in("九安风电项目位于越南嘉莱省九安乡，是当地首批并网的风电项目。", "place")
+
+
+def test_a_count_is_shown_with_its_counter():
+    assert units.measures("累计孵化并放生海龟超1.7万只")[0].unit == "只"
