@@ -21,6 +21,7 @@ from rag import config, prompts
 from rag.asked import ending_premise_missing, missing_names
 from rag.language import HAN_RE
 from rag.evidence import Evidence, EvidenceSelection, EvidenceSelector
+from rag.evidence import coverage as evidence_coverage
 from rag.questions import clean_question
 from rag.retrieval import Retriever
 
@@ -257,7 +258,8 @@ class Pipeline:
         clause_meaning = queries @ embedder.encode_passages([c.clause for c in found]).T
         positions = [c.operand.position for c in found]
         sentence_meaning = [self.retriever.sentence_scores(queries[row:row + 1])[positions] for row in range(len(parts))]
-        coverage = [[self.selector.coverage(part, c.clause) for c in found] for part in parts]
+        keywords = [self.selector.keyword_weights(part) for part in parts]  # once per part, not per value
+        coverage = [[evidence_coverage(weights, c.clause) for c in found] for weights in keywords]
         return [lambda i, row=row: float(clause_meaning[row, i] + sentence_meaning[row][i]) / 2 + coverage[row][i]
                 for row in range(len(parts))]
 

@@ -64,6 +64,10 @@ class Settings:
     # holding sentences scored 0.44–1.0; "the length of the breakwater at Lekki" found only the railway's
     # 471 km, at 0.17. Other languages match few words of the report's two, so the bar is not theirs.
     evidence_min_hold_words: float = 0.35
+    # A date answers a when-question only from a sentence about the asked event itself: at least this share
+    # of the question's keywords in the sentence alone. Dev (zh/en date questions): answering sentences
+    # carried 0.38–0.81; a year from a neighbouring sentence about another plant, 0.19.
+    evidence_min_date_words: float = 0.3
     # Below this evidence score the report is taken not to answer (calibrated in docs/evaluation.md).
     refusal_threshold: float = 0.915
     # The same for questions with no word the report's Chinese or English can match (Arabic, Russian…):

@@ -23,9 +23,6 @@ from rag.chunking import Chunk, Sentence
 from rag.retrieval import Retriever, SearchResult
 from rag.text import keywords_zh, tokenize_en
 
-# Dev (zh/en date questions): the answering sentence itself carried 0.38–0.81 of the question's keywords;
-# a year from a neighbouring sentence about another plant, 0.19.
-DATE_MIN_WORDS = 0.3
 SECOND_SENTENCE_RATIO = 0.97  # a second sentence must score almost as well as the first
 MAX_SENTENCES = 3
 
@@ -117,19 +114,20 @@ class EvidenceSelector:
             names = [name for name in names if name.endswith(("省", "州"))]
         return bool(names)
 
-    def _about_asked(self, wanted: Asked, words: float, question: str, sentence: Sentence) -> bool:
+    def _about_asked(self, wanted: Asked, words: float, own: tuple[dict, dict], sentence: Sentence) -> bool:
         """A zh/en question's value must be about what was asked: enough of its keywords in the sentence's
         context; a date must be the asked event's own, so in the sentence itself ("2023 年，中方推动援乌兹别克
         斯坦…污水处理厂项目" is no completion date of the Ulaanbaatar plant its paragraph is about)."""
         if words < self.settings.evidence_min_hold_words:
             return False
-        return wanted.kind != "date" or self.coverage(question, f"{sentence.zh} {sentence.en}") >= DATE_MIN_WORDS
+        return (wanted.kind != "date"
+                or coverage(own, f"{sentence.zh} {sentence.en}") >= self.settings.evidence_min_date_words)
 
-    def coverage(self, question: str, text: str) -> float:
-        """The IDF-weighted share of the question's keywords (Chinese or English side) found in ``text``."""
-        zh = _idf_weights(keywords_zh(question), self._df_zh, len(self._zh_tokens))
-        en = _idf_weights(tokenize_en(question), self._df_en, len(self._en_tokens))
-        return max(_coverage(zh, set(keywords_zh(text))), _coverage(en, set(tokenize_en(text))))
+    def keyword_weights(self, question: str) -> tuple[dict[str, float], dict[str, float]]:
+        """IDF weights of the question's own keywords (no glossary expansion), Chinese and English side:
+        computed once per question, then held against any number of texts with ``coverage``."""
+        return (_idf_weights(keywords_zh(question), self._df_zh, len(self._zh_tokens)),
+                _idf_weights(tokenize_en(question), self._df_en, len(self._en_tokens)))
 
     def select(self, result: SearchResult) -> EvidenceSelection:
         """The 1–3 best sentences, the answerability score, and every scored sentence (best first)."""
@@ -141,6 +139,8 @@ class EvidenceSelector:
         zh_weights = _idf_weights(zh_own + keywords_zh(" ".join(zh_terms)), self._df_zh, len(self._zh_tokens)) if zh_own else {}
         en_weights = _idf_weights(en_own + tokenize_en(" ".join(en_terms)), self._df_en, len(self._en_tokens)) if en_own else {}
         wanted = asked_of(question)
+        own = (_idf_weights(zh_own, self._df_zh, len(self._zh_tokens)),
+               _idf_weights(en_own, self._df_en, len(self._en_tokens)))  # = keyword_weights(question)
         weights = self.settings
         scored: list[Evidence] = []
         for rank, hit in enumerate(result.hits, start=1):
@@ -150,8 +150,7 @@ class EvidenceSelector:
                 words = max(_coverage(zh_weights, self._zh_context[position]),
                             _coverage(en_weights, self._en_context[position]))
                 holds = (wanted.kind is not None and self._holds(wanted, position, question)
-                         and (result.language not in ("zh", "en") or self._about_asked(wanted, words, question,
-                                                                                         sentence)))
+                         and (result.language not in ("zh", "en") or self._about_asked(wanted, words, own, sentence)))
                 kind_bonus = holds and wanted.kind not in NAME_KINDS  # any place name is too common a cue
                 score = (weights.evidence_weight_meaning * meaning + weights.evidence_weight_words * words
                          + weights.evidence_weight_kind * kind_bonus + weights.evidence_weight_rank / rank)
@@ -164,6 +163,13 @@ class EvidenceSelector:
                                 if e.score >= scored[0].score * SECOND_SENTENCE_RATIO]
         return EvidenceSelection(chosen, scored[0].score, lexical=bool(zh_weights or en_weights), asked=wanted,
                                  ranked=tuple(scored))
+
+
+def coverage(weights: tuple[dict[str, float], dict[str, float]], text: str) -> float:
+    """The IDF-weighted share of a question's keywords (``keyword_weights``) found in ``text``, the better
+    of the Chinese and the English side."""
+    zh, en = weights
+    return max(_coverage(zh, set(keywords_zh(text))), _coverage(en, set(tokenize_en(text))))
 
 
 def _document_frequency(token_sets: list[set[str]]) -> dict[str, int]:
