@@ -175,10 +175,8 @@ def measures(text: str) -> list[Measure]:
                 kind = "count"
             if kind in ("count", "people", "number"):
                 noun = counted_noun(text, start, end)
-                at = text.find(noun, end, end + 4 + len(noun)) if _ZH_ENTITY_RE.match(noun) and not written else -1
-                written = text[end:at + len(noun)] if at >= 0 else written  # "辆零排放纯电动大巴"
                 counter = _COUNTER_AFTER.match(text, end)
-                written = written or (counter.group() if counter else "")  # "海龟超1.7万只": "只"
+                written = written or (counter.group() if counter else "")  # "400辆…", "海龟超1.7万只": 辆, 只
         out.append(Measure(quantity, kind, base, noun, written))
     return out
 

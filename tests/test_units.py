@@ -82,7 +82,8 @@ def test_evidence_must_hold_a_value_of_the_asked_kind():
 def test_a_chinese_counted_noun_is_its_whole_phrase():
     """The head of a Chinese noun phrase comes last: 400 辆零排放纯电动大巴 counts 大巴."""
     assert holds(asked("比亚迪的工厂每年能生产多少辆大巴？"), ["每年可生产约400辆零排放纯电动大巴"])
-    assert units.measures("每年可生产约400辆零排放纯电动大巴")[0].unit == "辆零排放纯电动大巴"
+    assert units.measures("每年可生产约400辆零排放纯电动大巴")[0].noun == "零排放纯电动大巴"
+    assert units.measures("每年可生产约400辆零排放纯电动大巴")[0].unit == "辆"  # the measure word, not the noun
 
 
 def test_a_region_need_not_be_named_by_the_passage():
