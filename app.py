@@ -7,6 +7,7 @@ that module's docstring and docs/ui.md).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import sys
 import time
@@ -15,10 +16,9 @@ import streamlit as st
 
 from rag import config
 from rag import conversation as conv
-from rag.errors import KNOWN_ERRORS, plain_error
+from rag.errors import KNOWN_ERRORS, QuestionError, plain_error
 from rag.logs import quiet_libraries
 from rag.prompts import LANGUAGE_NAMES
-from rag.questions import QuestionError, clean_question
 
 log = logging.getLogger("rag.app")
 NATIVE_NAMES = {"zh": "中文", "en": "English", "fr": "Français", "ja": "日本語", "es": "Español", "ar": "العربية"}
@@ -341,28 +341,27 @@ def draw_turn(turn_index: int, turn: conv.Turn) -> None:
 # Asking
 
 
-def chunks_by_id(pipeline) -> dict:
-    return {chunk.id: chunk for chunk in pipeline.retriever.chunks}
-
-
-def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, status, body, history=()) -> None:
+def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, slot, body, history=()):
+    """Ask the pipeline (which cleans the question: an empty one raises QuestionError before anything is
+    drawn), drawing its progress in a status box put in ``slot``; returns that box."""
     from rag import followup
 
     clock = conv.StageClock()
     if options["search_only"]:
         clock.start("searching")
-        resolution = followup.resolve(question, history, followup.names_for(pipeline.retriever))
-        turn.standalone = resolution.standalone
-        result = pipeline.retriever.search(resolution.standalone, options["k"])
-        turn.passages = conv.search_passages(result, pipeline.retriever.index.sentences, pipeline.retriever.chunks)
+        found = pipeline.search(question, history=history, k=options["k"])
+        turn.standalone, turn.passages = found.standalone, found.passages
         turn.stages = clock.finish()
-        cited = tuple(h.chunk.id for h in result.hits[:1])  # a search has no citations: its top passage
-        remember(followup.HistoryTurn(question, resolution.standalone, "", cited, resolution.subject), history)
-        return
+        cited = tuple(p.chunk_id for p in found.passages[:1])  # a search has no citations: its top passage
+        remember(followup.HistoryTurn(found.question, found.standalone, "", cited, found.subject), history)
+        return slot.status(conv.STAGE_LABELS["searching"])
     text, answer = "", None
     language = None if options["language"] == "auto" else options["language"]
-    for kind, payload in pipeline.stream(question, history=history, generator=options["generator"],
-                                         k=options["k"], language=language):
+    events = pipeline.stream(question, history=history, generator=options["generator"], k=options["k"],
+                             language=language)
+    first = next(events)
+    status = slot.status(conv.STAGE_LABELS["searching"], expanded=True)
+    for kind, payload in itertools.chain([first], events):
         ended, started = clock.observe(kind, payload)
         if ended:
             draw_stage_lines([ended], status)  # (not `with status:`, whose exit marks it complete)
@@ -384,9 +383,9 @@ def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, status
             turn.standalone = payload
     turn.stages = clock.finish()
     turn.answer = answer
-    remember(followup.history_turn(answer, history, followup.names_for(pipeline.retriever)), history)
-    cards = conv.closest_passages if answer.refused else conv.citation_passages
-    turn.passages = cards(answer, chunks_by_id(pipeline))
+    remember(followup.history_turn(answer), history)
+    turn.passages = conv.closest_passages(answer) if answer.refused else conv.citation_passages(answer)
+    return status
 
 
 def remember(entry, history) -> None:
@@ -404,30 +403,27 @@ def ask(question: str, options: dict, settings: config.Settings, fresh: bool = F
     with st.chat_message("user"):
         st.markdown(conv.escape_markdown(question) or "*(empty)*")
     with st.chat_message("assistant"):
-        try:
-            cleaned = clean_question(question, settings.max_question_chars)
-        except QuestionError as error:
-            turn.error, turn.error_level = f"Please type a question: {plain_error(error)}.", "warning"
-        else:
-            if notice := conv.cut_notice(question, settings.max_question_chars):
-                turn.notices.append(("warning", notice))
-            if turn.mode == "answer" and options["generator_error"]:
-                turn.error, turn.error_level = (f"Choose how answers are written in the sidebar first: "
-                                                f"{options['generator_error']}."), "warning"
+        if notice := conv.cut_notice(question, settings.max_question_chars):
+            turn.notices.append(("warning", notice))
+        if turn.mode == "answer" and options["generator_error"] and question.strip():
+            turn.error, turn.error_level = (f"Choose how answers are written in the sidebar first: "
+                                            f"{options['generator_error']}."), "warning"
         if not turn.error:
-            status, body = None, st.empty()
+            status, slot, body = None, st.empty(), st.empty()
             try:
                 pipeline = pipeline_for(settings)  # loads once per server, with its own spinner
-                status = st.status(conv.STAGE_LABELS["searching"], expanded=True)
-                body = st.empty()
-                run_pipeline(turn, pipeline, cleaned, options, status, body,
-                             history=[] if fresh else list(st.session_state.history))
+                status = run_pipeline(turn, pipeline, question, options, slot, body,
+                                      history=[] if fresh else list(st.session_state.history))
+            except QuestionError as error:
+                turn.error, turn.error_level = f"Please type a question: {plain_error(error)}.", "warning"
             except KNOWN_ERRORS as error:
                 log.warning("question failed: %s", error)
                 turn.error = plain_error(error)
             except Exception as error:  # noqa: BLE001 - the user sees a plain line, the log the traceback
                 log.exception("unexpected error while answering %r", question[:200])
                 turn.error = GENERIC_ERROR.format(kind=type(error).__name__)
+            if status is None and turn.error and turn.error_level == "error":  # failed before its first stage
+                status = slot.status(conv.STAGE_LABELS["searching"])
             if status is not None:
                 status.update(label=conv.status_label(turn), state="error" if turn.error else "complete",
                               expanded=False)

@@ -22,6 +22,7 @@ from rag.asked import ending_premise_missing, missing_names
 from rag.language import HAN_RE
 from rag.evidence import Evidence, EvidenceSelection, EvidenceSelector
 from rag.evidence import coverage as evidence_coverage
+from rag.passages import Found, Passage, find_span, from_chunk, section_en
 from rag.questions import clean_question
 from rag.retrieval import Retriever
 
@@ -57,6 +58,10 @@ class Citation:
     span: tuple[int, int]  # the supporting sentence inside ``zh``, for highlighting
     supported: bool = False  # this passage was checked to support the claim it is cited for
     section_en: str = ""
+    span_en: tuple[int, int] | None = None  # the supporting sentence inside ``en``
+    notes: tuple[str, ...] = ()  # translator's notes on the passage (shown on its card)
+    # where the passage comes from: {"collection", "document", "page"} (rag/chunking.Chunk.source)
+    source: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -69,22 +74,34 @@ class Answer:
     generator: str
     timings: dict[str, float]
     quotes: list[str] = dataclasses.field(default_factory=list)  # evidence in the reader's language
-    closest: list[dict] = dataclasses.field(default_factory=list)  # passages offered with a refusal
+    closest: list[Passage] = dataclasses.field(default_factory=list)  # passages offered with a refusal
     note: str = ""  # why the answer is extractive, when it is
     standalone: str = ""  # the question as searched and answered: a follow-up resolved (rag/followup.py)
     outcome: str = ANSWERED  # one of OUTCOMES
     working: str = ""  # for a computed answer: the computation, e.g. "22.6 亿吨 − 5.73 亿吨 = 16.87 亿吨"
     kind: str = "single"  # the question's kind (rag/broad.py): single, list, overview or compare
+    subject: str = ""  # the subject carried over from the conversation (rag/followup.py), "" when none
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _citation(marker: int, evidence: Evidence) -> Citation:
-    chunk, sentence = evidence.chunk, evidence.sentence
+def answer_row(answer: Answer) -> dict:
+    """An Answer as ``rag ask --json`` prints it and ``rag serve`` returns it: every field, spans as lists."""
+    row = answer.to_json()
+    row["citations"] = [{**c, "span": list(c["span"])} for c in row["citations"]]
+    return row
+
+
+def citation_of(marker: int, chunk, sentence, supported: bool = False) -> Citation:
+    """The citation of ``sentence`` (a ``chunking.Sentence``) in ``chunk``, located in both languages."""
     return Citation(marker, chunk.id, list(chunk.passage_ids), chunk.section, chunk.zh, chunk.en,
-                    sentence.zh, sentence.en, sentence.span,
-                    section_en=" > ".join(chunk.section_en) if chunk.section_en else "")
+                    sentence.zh, sentence.en, tuple(sentence.span), supported, section_en(chunk),
+                    find_span(chunk.en, sentence.en), tuple(chunk.notes), source=chunk.source)
+
+
+def _citation(marker: int, evidence: Evidence) -> Citation:
+    return citation_of(marker, evidence.chunk, evidence.sentence)
 
 
 def _quote(citation: Citation, language: str) -> str:
@@ -106,37 +123,62 @@ class Pipeline:
                 answer = payload
         return answer
 
-    def stream(self, question: str, *, history=(), **options) -> Iterator[tuple[str, object]]:
-        """Resolve the question against ``history`` (earlier ``followup.HistoryTurn``s, oldest first), emit
-        ``("standalone", text)``, then answer the standalone question; the Answer keeps both."""
+    def _resolve(self, question: str, history):
+        """The question cleaned (once: raises QuestionError for an empty one) and resolved against
+        ``history`` (earlier ``followup.HistoryTurn``s, oldest first)."""
         from rag.followup import names_for, resolve
+
+        return resolve(clean_question(question, self.settings.max_question_chars), history, names_for(self.retriever))
+
+    def stream(self, question: str, *, history=(), **options) -> Iterator[tuple[str, object]]:
+        """Resolve the question against ``history``, emit ``("standalone", text)``, then answer the
+        standalone question; the Answer keeps both, and the subject carried over."""
         from rag.language import detect_language
 
         start = time.perf_counter()
-        question = clean_question(question, self.settings.max_question_chars)
-        resolution = resolve(question, history, names_for(self.retriever))
+        resolution = self._resolve(question, history)
         resolve_ms = _ms(start)
         yield "standalone", resolution.standalone
         if resolution.depends and not options.get("language"):
-            options["language"] = detect_language(question)  # the asker's, not the carried subject's
+            options["language"] = detect_language(resolution.question)  # the asker's, not the carried subject's
         for kind, payload in self._stream_standalone(resolution.standalone, **options):
             if kind == "answer":
-                payload = dataclasses.replace(payload, question=question, standalone=resolution.standalone,
+                payload = dataclasses.replace(payload, question=resolution.question, standalone=resolution.standalone,
+                                              subject=resolution.subject,
                                               timings={**payload.timings, "resolve_ms": resolve_ms})
             yield kind, payload
 
-    def _stream_standalone(self, question: str, *, generator: str | None = None, k: int | None = None,
-                           language: str | None = None) -> Iterator[tuple[str, object]]:
+    def search(self, question: str, *, history=(), k: int | None = None, collections: list[str] | None = None) -> Found:
+        """Search-only mode: the passages for the question (a follow-up resolved first), each with its
+        sentence closest to the question marked, no answer written."""
         start = time.perf_counter()
-        question = clean_question(question, self.settings.max_question_chars)
+        resolution = self._resolve(question, history)
+        result = self.retriever.search(resolution.standalone, k or self.settings.top_k, collections=collections)
+        sentences = self.retriever.index.sentences
+        passages = []
+        for number, hit in enumerate(result.hits, start=1):
+            best = self.retriever.best_sentence(hit.position, result.sentence_scores)
+            passages.append(from_chunk(number, hit.chunk, None if best is None else sentences[best].sentence,
+                                       float(hit.score)))
+        timings = {**{k: round(v, 2) for k, v in result.timings_ms.items()}, "total_ms": _ms(start)}
+        return Found(resolution.question, resolution.standalone, resolution.subject, result.language, passages, timings)
+
+    def _stream_standalone(self, question: str, *, generator: str | None = None, k: int | None = None,
+                           language: str | None = None, collections: list[str] | None = None,
+                           ) -> Iterator[tuple[str, object]]:
+        """``collections``: search only these (rag/collections.py); default: the retriever's, else all."""
+        start = time.perf_counter()
         from rag.broad import SINGLE, classify  # overviews, lists, comparisons: rag/broad_answers.py
         from rag.broad_answers import broad_events
 
-        if (kind := classify(question)) != SINGLE and (events := broad_events(self, question, kind, language, start)):
+        searched = collections or self.retriever.collections
+        report = not searched or config.REPORT_SLUG in searched  # lists and overviews read the report only
+        if report and (kind := classify(question)) != SINGLE and (
+                events := broad_events(self, question, kind, language, start)):
             yield from events
             return
         yield "stage", "searching"
-        result = self.retriever.search(question, k or self.settings.top_k)
+        result = self.retriever.search(question, k or self.settings.top_k, collections=collections)
         timings = {"search_ms": _ms(start), **{k: round(v, 2) for k, v in result.timings_ms.items()}}
         yield "stage", "reading"
         selection = self.selector.select(result)
@@ -199,8 +241,7 @@ class Pipeline:
         """Not in the report (naming what was asked, the closest passages offered as context, no badge),
         or out of scope (what the assistant is for, no passages)."""
         unique = list({c.id: c for c in chunks}.values())[:3]
-        closest = [{"chunk_id": c.id, "passage_ids": list(c.passage_ids), "section": c.section,
-                    "zh": c.zh, "en": c.en} for c in unique]
+        closest = [from_chunk(number, chunk) for number, chunk in enumerate(unique, start=1)]
         if outcome == OUT_OF_SCOPE:
             text = prompts.localized(prompts.OUT_OF_SCOPE, language)
         else:
@@ -237,9 +278,8 @@ class Pipeline:
         if result is None:
             return None
         sentences = self.retriever.index.sentences
-        citations = [dataclasses.replace(_citation(i, Evidence(self.retriever.chunks[sentences[o.position].chunk],
-                                                               sentences[o.position].sentence, 0.0, 0)),
-                                         supported=True)
+        citations = [citation_of(i, self.retriever.chunks[sentences[o.position].chunk], sentences[o.position].sentence,
+                                 supported=True)
                      for i, o in enumerate(result.operands, start=1)]
         timings["total_ms"] = _ms(start)
         label = prompts.localized(prompts.COMPUTED_LABELS, language)

@@ -467,7 +467,8 @@ def answerer_for(settings) -> BroadAnswerer:
 def broad_events(pipeline, question: str, kind: str, language: str | None, start: float) -> list | None:
     """The pipeline's events for a broad question ("stage", "evidence", "answer"), or None to answer it as a
     single fact (nothing in the structure matched what it asks about)."""
-    from rag.answer import ANSWERED, EXTRACTIVE, Answer, Citation
+    from rag.answer import ANSWERED, EXTRACTIVE, Answer, citation_of
+    from rag.chunking import Sentence
     from rag.language import detect_language
 
     language = language or detect_language(question)
@@ -482,9 +483,7 @@ def broad_events(pipeline, question: str, kind: str, language: str | None, start
     citations = []
     for marker, row in enumerate(result.cited, start=1):
         chunk = chunks[row["chunk"]]
-        citations.append(Citation(marker, chunk.id, list(chunk.passage_ids), chunk.section, chunk.zh, chunk.en,
-                                  row["zh"], row["en"], tuple(row["span"]), supported=True,
-                                  section_en=" > ".join(chunk.section_en)))
+        citations.append(citation_of(marker, chunk, Sentence(row["zh"], row["en"], tuple(row["span"])), supported=True))
     elapsed = round((time.perf_counter() - start) * 1000, 1)
     quotes = [c.sentence_zh if language in ZH_READERS or not c.sentence_en else c.sentence_en for c in citations]
     answer = Answer(question, language, result.text, False, citations, EXTRACTIVE,

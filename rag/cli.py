@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag import config
+from rag.documents_cli import add_document_commands, with_collections
 from rag.errors import KNOWN_ERRORS, UserError, plain_error
 from rag.logs import quiet_libraries
 from rag.questions import clean_question
@@ -72,16 +73,9 @@ def run_batch(path: Path, process) -> int:
 
 
 def search_row(retriever, question: str, k: int) -> dict:
-    result = retriever.search(question, k)
-    return {
-        "question": question,
-        "language": result.language,
-        "results": [
-            {"chunk_id": h.chunk.id, "passage_ids": list(h.chunk.passage_ids), "score": round(h.score, 6),
-             "section": h.chunk.section, "zh": h.chunk.zh, "en": h.chunk.en}
-            for h in result.hits
-        ],
-    }
+    from rag.retrieval import search_row as row  # shared with `rag serve`
+
+    return row(retriever, question, k)
 
 
 def search_conversation_row(retriever, row: dict, k: int) -> dict:
@@ -224,9 +218,9 @@ def cmd_show(args, settings: config.Settings) -> int:
 
 
 def answer_row(answer) -> dict:
-    row = answer.to_json()
-    row["citations"] = [{**c, "span": list(c["span"])} for c in row["citations"]]
-    return row
+    from rag.answer import answer_row as row  # shared with `rag serve`
+
+    return row(answer)
 
 
 def cmd_ask(args, settings: config.Settings) -> int:
@@ -253,6 +247,12 @@ def cmd_ask(args, settings: config.Settings) -> int:
     return 0
 
 
+def cmd_serve(args, settings: config.Settings) -> int:
+    from rag.server import serve
+
+    return serve(settings, args.host, args.port)
+
+
 CHAT_HELP = "Ask about the report in any language. /new starts over, /sources shows the cited passages, Ctrl-D quits."
 
 
@@ -262,7 +262,6 @@ def cmd_chat(args, settings: config.Settings) -> int:
     from rag.answer import Pipeline
 
     pipeline = Pipeline(settings, progress=True)
-    names = followup.names_for(pipeline.retriever)
     options = {"generator": args.generator, "k": args.k, "language": args.language}
     history: list = []
     answer = None
@@ -286,7 +285,7 @@ def cmd_chat(args, settings: config.Settings) -> int:
             except KNOWN_ERRORS as error:
                 print(f"rag: {plain_error(error)}", file=sys.stderr)
                 continue
-            history = [*history, followup.history_turn(answer, history, names)][-followup.HISTORY_TURNS:]
+            history = [*history, followup.history_turn(answer)][-followup.HISTORY_TURNS:]
 
 
 def chat_turn(pipeline, question: str, history: list, options: dict):
@@ -306,16 +305,17 @@ def chat_turn(pipeline, question: str, history: list, options: dict):
 
 def print_sources(answer) -> None:
     """The passages the last answer cited (or, for a refusal, the closest ones), in full."""
-    passages = ([{"chunk_id": c.chunk_id, "section": c.section, "zh": c.zh, "en": c.en, "marker": c.marker}
-                 for c in answer.citations] or answer.closest) if answer else []
+    from rag.passages import from_citation
+
+    passages = ([from_citation(c) for c in answer.citations] or answer.closest) if answer else []
     if not passages:
         print("(no sources yet: ask a question first)")
     for passage in passages:
-        marker = f"[{passage['marker']}] " if "marker" in passage else ""
-        print(f"{marker}{passage['section']} ({passage['chunk_id']})")
-        print(f"    {passage['zh']}")
-        if passage.get("en"):
-            print(f"    {passage['en']}")
+        marker = f"[{passage.number}] " if passage.supported is not None else ""
+        print(f"{marker}{passage.section} ({passage.chunk_id})")
+        print(f"    {passage.zh}")
+        if passage.en:
+            print(f"    {passage.en}")
 
 
 def print_token(kind: str, payload) -> None:
@@ -342,7 +342,7 @@ def print_answer(answer) -> None:
         if citation.sentence_en:
             print(f"      {citation.sentence_en}")
     for passage in answer.closest:
-        print(f"  context (not a source of the answer): {passage['chunk_id']} {passage['section']}")
+        print(f"  context (not a source of the answer): {passage.chunk_id} {passage.section}")
     if answer.note:
         print(f"  note: {answer.note}")
     print(f"  ({answer.generator}, {answer.timings.get('total_ms', 0):.0f} ms)")
@@ -386,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--language", help="answer language (default: the question's)")
     chat.set_defaults(handler=cmd_chat)
 
+    serve = commands.add_parser("serve", help="an OpenAI-compatible HTTP API with citations (rag/server.py)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    serve.set_defaults(handler=cmd_serve)
+
     evaluate = commands.add_parser("eval", help="measure retrieval on questions with evidence sentences")
     evaluate.add_argument("--qa", help="JSONL with question, lang, evidence (default: the development set)")
     evaluate.add_argument("--broad", action="store_true",
@@ -419,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="markdown report; plots go next to it (default docs/benchmarks.md)")
     bench.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
     bench.set_defaults(handler=cmd_bench)
+    for command in (search, ask, chat, evaluate):
+        command.add_argument("--collection", action="append", metavar="NAME",
+                             help="search only this collection (repeatable; default: every collection)")
+    add_document_commands(commands)  # rag add | docs | remove (rag/documents_cli.py)
     return parser
 
 
@@ -428,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(message)s")
     quiet_libraries()
     try:
-        return args.handler(args, config.load_settings())
+        return args.handler(args, with_collections(config.load_settings(), getattr(args, "collection", None)))
     except KNOWN_ERRORS as error:
         print(f"rag: {plain_error(error)}", file=sys.stderr)
         return 2

@@ -18,8 +18,10 @@ import dataclasses
 import datetime
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from rag.passages import Passage, from_citation
 
 REPORT_TITLE = "Green Silk Road Development Report (2023)"
 REPORT_TITLE_ZH = "绿色丝绸之路发展报告（2023）"
@@ -98,24 +100,6 @@ def link_markers(text: str, turn: int, markers: Iterable[int]) -> str:
     return "".join(parts)
 
 
-def find_span(text: str, sentence: str) -> tuple[int, int] | None:
-    """Where ``sentence`` stands in ``text`` (exactly, else ignoring differences in spacing)."""
-    sentence = sentence.strip()
-    if not sentence or not text:
-        return None
-    start = text.find(sentence)
-    if start >= 0:
-        return start, start + len(sentence)
-    # Same words, other spacing: map a whitespace-free copy back to positions in the text.
-    positions = [i for i, ch in enumerate(text) if not ch.isspace()]
-    squeezed = "".join(text[i] for i in positions)
-    target = "".join(sentence.split())
-    start = squeezed.find(target)
-    if start < 0 or not target:
-        return None
-    return positions[start], positions[start + len(target) - 1] + 1
-
-
 def split_highlight(text: str, span: Sequence[int] | None) -> tuple[str, str, str]:
     """(before, highlighted, after); the span is clamped to the text, no span highlights nothing."""
     if not span or len(span) != 2:
@@ -168,23 +152,6 @@ def badge_markdown(supported: bool) -> str:
 
 
 @dataclasses.dataclass
-class Passage:
-    """A passage shown as a card: a cited one, a search result or one of a refusal's closest."""
-    number: int
-    chunk_id: str
-    passage_ids: list[str]
-    section: str
-    section_en: str
-    zh: str
-    en: str
-    span_zh: tuple[int, int] | None = None
-    span_en: tuple[int, int] | None = None
-    supported: bool | None = None  # None: not a citation (no badge)
-    score: float | None = None
-    notes: tuple[str, ...] = ()  # translator's notes on the passages (contradictions, uncertain names)
-
-
-@dataclasses.dataclass
 class Stage:
     name: str
     seconds: float
@@ -224,64 +191,14 @@ def ask_as_new_label(turn: Turn) -> str:
     return ASK_AS_NEW.get(getattr(turn.answer, "language", "") or "en", ASK_AS_NEW["en"])
 
 
-def _section_en(chunk) -> str:
-    return " > ".join(getattr(chunk, "section_en", ()) or ())
+def citation_passages(answer) -> list[Passage]:
+    """One card per citation, the supporting sentence located in both languages (by the pipeline)."""
+    return [from_citation(c) for c in answer.citations]
 
 
-def _notes(item) -> tuple[str, ...]:
-    """The translator's notes of a chunk or citation (none for other objects)."""
-    return tuple(getattr(item, "notes", ()) or ())
-
-
-def citation_passages(answer, chunks: Mapping[str, Any] | None = None) -> list[Passage]:
-    """One card per citation, the supporting sentence located in both languages.
-
-    ``chunks`` maps chunk ids to the index's chunks, for the English section path.
-    """
-    chunks = chunks or {}
-    return [
-        Passage(c.marker, c.chunk_id, list(c.passage_ids), c.section, _section_en(chunks.get(c.chunk_id)), c.zh, c.en,
-                tuple(c.span) if c.span else find_span(c.zh, c.sentence_zh), find_span(c.en, c.sentence_en),
-                bool(c.supported), notes=_notes(c) or _notes(chunks.get(c.chunk_id)))
-        for c in answer.citations
-    ]
-
-
-def closest_passages(answer, chunks: Mapping[str, Any] | None = None) -> list[Passage]:
-    """The passages offered with a refusal, numbered from 1 (passage ids and English path from ``chunks``)."""
-    chunks = chunks or {}
-    passages = []
-    for number, p in enumerate(answer.closest, start=1):
-        chunk = chunks.get(p.get("chunk_id", ""))
-        passage_ids = list(p.get("passage_ids") or getattr(chunk, "passage_ids", ()) or ())
-        passages.append(Passage(number, p.get("chunk_id", ""), passage_ids, p.get("section", ""), _section_en(chunk),
-                                p.get("zh", ""), p.get("en", ""), notes=_notes(chunk)))
-    return passages
-
-
-def search_passages(result, sentences: Sequence, chunks: Sequence) -> list[Passage]:
-    """Search-only results as cards, each with its sentence closest to the question highlighted.
-
-    ``result`` is a ``rag.retrieval.SearchResult``; ``sentences`` and ``chunks`` are the loaded index's
-    ``IndexedSentence`` list and chunk list (``sentence.chunk`` is a position in ``chunks``).
-    """
-    position = {chunk.id: i for i, chunk in enumerate(chunks)}
-    scores = result.sentence_scores
-    best: dict[int, tuple[float, Any]] = {}
-    if scores is not None:
-        for i, indexed in enumerate(sentences):
-            if i < len(scores) and (indexed.chunk not in best or scores[i] > best[indexed.chunk][0]):
-                best[indexed.chunk] = (float(scores[i]), indexed.sentence)
-    passages = []
-    for number, hit in enumerate(result.hits, start=1):
-        chunk = hit.chunk
-        sentence = best.get(position.get(chunk.id, -1), (0.0, None))[1]
-        span_zh = tuple(sentence.span) if sentence is not None else None
-        span_en = find_span(chunk.en, sentence.en) if sentence is not None else None
-        passages.append(Passage(number, chunk.id, list(chunk.passage_ids), chunk.section,
-                                " > ".join(chunk.section_en), chunk.zh, chunk.en, span_zh, span_en,
-                                score=float(hit.score), notes=_notes(chunk)))
-    return passages
+def closest_passages(answer) -> list[Passage]:
+    """The passages offered with a refusal, numbered from 1 (built by the pipeline)."""
+    return list(answer.closest)
 
 
 def is_extractive(answer) -> bool:

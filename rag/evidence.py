@@ -77,10 +77,6 @@ class EvidenceSelector:
         self._df_zh = _document_frequency(self._zh_tokens)
         self._df_en = _document_frequency(self._en_tokens)
         self._zh_context, self._en_context = self._contexts(retriever)
-        self._by_chunk: dict[int, list[int]] = {}
-        for position, indexed in enumerate(retriever.index.sentences):
-            self._by_chunk.setdefault(indexed.chunk, []).append(position)
-        self._chunk_position = {c.id: i for i, c in enumerate(retriever.chunks)}
         # What each sentence's numbers count, once per corpus (both languages: a count's noun is compared
         # in the question's language).
         self.measures = [units.measures(s.zh) + units.measures(s.en) for s in sentences]
@@ -144,7 +140,7 @@ class EvidenceSelector:
         weights = self.settings
         scored: list[Evidence] = []
         for rank, hit in enumerate(result.hits, start=1):
-            for position in self._by_chunk.get(self._chunk_position[hit.chunk.id], []):
+            for position in self.retriever.sentences_of.get(hit.position, []):
                 sentence = self.retriever.index.sentences[position].sentence
                 meaning = float(result.sentence_scores[position]) if result.sentence_scores is not None else 0.0
                 words = max(_coverage(zh_weights, self._zh_context[position]),

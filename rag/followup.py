@@ -484,16 +484,14 @@ def ask_history(pipeline, questions: Sequence[str], **options) -> list[HistoryTu
     history: list[HistoryTurn] = []
     for question in questions:
         answer = pipeline.ask(question, history=history, **options)
-        history.append(history_turn(answer, history, names_for(pipeline.retriever)))
+        history.append(history_turn(answer))
     return history
 
 
-def history_turn(answer, history: Sequence[HistoryTurn], names: ReportNames) -> HistoryTurn:
-    """The HistoryTurn of a pipeline Answer to the turn after ``history`` (the subject, which the Answer does
-    not keep, resolved again: the same inputs give the same resolution)."""
-    subject = resolve(answer.question, history, names).subject if history else ""
+def history_turn(answer) -> HistoryTurn:
+    """The HistoryTurn of a pipeline Answer: what the turns after it resolve against."""
     return HistoryTurn(answer.question, answer.standalone or answer.question, answer.answer,
-                       tuple(c.chunk_id for c in answer.citations), subject)
+                       tuple(c.chunk_id for c in answer.citations), answer.subject)
 
 
 class ConversationAsker:

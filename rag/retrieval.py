@@ -12,8 +12,8 @@ Everything heavy (models, index, BM25 tables) is built once per ``Retriever``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import threading
 import time
 
 import bm25s
@@ -23,7 +23,8 @@ from rag import config
 from rag.chunking import Chunk
 from rag.embedding import get_embedder
 from rag.glossary import expand_query, load_glossary
-from rag.index import LoadedIndex, ensure_index
+from rag.collections import combined_index
+from rag.index import LoadedIndex, ensure_index, open_vector_store
 from rag.language import detect_language
 from rag.text import tokenize_en, tokenize_zh
 
@@ -36,6 +37,7 @@ class Hit:
     chunk: Chunk
     score: float  # fused RRF score
     ranks: dict[str, int]  # rank (1-based) in each retriever that found the chunk
+    position: int = -1  # the chunk's position in ``Retriever.chunks`` (its sentences: ``sentences_of``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,29 +81,55 @@ class Retriever:
 
     def __init__(self, settings: config.Settings | None = None, progress: bool = True):
         self.settings = settings or config.load_settings()
-        self.index: LoadedIndex = ensure_index(self.settings, progress=progress)
+        # the report's index, plus the user's documents when there are any (rag/collections.py)
+        self.index: LoadedIndex = combined_index(ensure_index(self.settings, progress=progress), self.settings)
         self.chunks = self.index.chunks
+        # searched when ``search`` names none (None: every one); Settings.collections, e.g. from --collection
+        self.collections: list[str] | None = [c for c in self.settings.collections.split(",") if c] or None
+        self._chunk_collections = np.array([c.source["collection"] for c in self.chunks])
         self.embedder = get_embedder(self.settings.embedder, self.settings.cache_dir)
         self.glossary = load_glossary(self.settings.glossary_file)
         self._bm25_zh = _bm25([tokenize_zh(c.embed_text("zh")) for c in self.chunks])
         self._bm25_en = _bm25([tokenize_en(c.embed_text("en")) for c in self.chunks]) if self.has_english else None
         self._sentence_chunks = np.array([s.chunk for s in self.index.sentences], dtype=np.int64)
-        self._faiss_lock = threading.Lock()
+        self.store = open_vector_store(self.settings, index=self.index.faiss_index)  # its own lock: thread-safe
         self.search("warm-up", 1)  # load the embedder and jieba now, not inside the first question
 
     @property
     def has_english(self) -> bool:
-        return all(c.en for c in self.chunks)
+        """Any English to search: a user's Chinese document has none, and must not switch off the report's."""
+        return any(c.en for c in self.chunks)
+
+    def allowed(self, collections: list[str] | None) -> np.ndarray | None:
+        """Which chunks the named collections hold (None: all of them, nothing to filter)."""
+        if not collections:
+            return None
+        mask = np.isin(self._chunk_collections, list(collections))
+        return None if mask.all() else mask
 
     def dense_ranking(self, query: np.ndarray, limit: int) -> list[int]:
-        with self._faiss_lock:
-            scores, rows = self.index.faiss_index.search(query, min(limit * 2, self.index.faiss_index.ntotal))
+        scores, rows = self.store.search(query, min(limit * 2, len(self.store)))
         best: dict[int, float] = {}
         for score, row in zip(scores[0], rows[0]):
             if row >= 0:
                 chunk = int(self.index.vector_chunks[row])
                 best[chunk] = max(best.get(chunk, -1.0), float(score))
         return sorted(best, key=lambda c: -best[c])[:limit]
+
+    @functools.cached_property
+    def sentences_of(self) -> dict[int, list[int]]:
+        """Chunk position → the positions of its sentences in ``index.sentences``."""
+        table: dict[int, list[int]] = {}
+        for position, chunk in enumerate(self._sentence_chunks.tolist()):
+            table.setdefault(chunk, []).append(position)
+        return table
+
+    def best_sentence(self, chunk_position: int, scores: np.ndarray | None) -> int | None:
+        """The position of the chunk's sentence closest to the question (None without scores)."""
+        positions = self.sentences_of.get(chunk_position, [])
+        if scores is None or not positions:
+            return None
+        return max(positions, key=lambda i: scores[i])
 
     def sentence_scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine of the query with each sentence, the better of its two languages."""
@@ -120,10 +148,14 @@ class Retriever:
             rankings["bm25_en"] = _bm25_ranking(self._bm25_en, tokenize_en(" ".join([question, *en_terms])), limit)
         return rankings
 
-    def search(self, question: str, k: int | None = None, mode: str = "hybrid") -> SearchResult:
-        """Top-k chunks for the question. mode: hybrid | dense | bm25."""
+    def search(self, question: str, k: int | None = None, mode: str = "hybrid",
+               collections: list[str] | None = None) -> SearchResult:
+        """Top-k chunks for the question. mode: hybrid | dense | bm25. ``collections``: search only these
+        (default ``self.collections``; None: every collection)."""
         k = k or self.settings.top_k
-        limit = max(self.settings.candidates, k)
+        allowed = self.allowed(collections or self.collections)
+        # in some collections: rank every chunk, then keep the allowed ones' first ``candidates``
+        limit = max(self.settings.candidates, k) if allowed is None else len(self.chunks)
         timings: dict[str, float] = {}
         rankings: dict[str, list[int]] = {}
         sentence_scores = None
@@ -143,8 +175,27 @@ class Retriever:
             timings["bm25_ms"] = (time.perf_counter() - start) * 1000
         weights = {"dense": self.settings.weight_dense, "dense_sentence": self.settings.weight_dense_sentence,
                    "bm25_zh": self.settings.weight_bm25_zh, "bm25_en": self.settings.weight_bm25_en}
+        if allowed is not None:
+            rankings = {name: [d for d in ranking if allowed[d]][:max(self.settings.candidates, k)]
+                        for name, ranking in rankings.items()}
+            if sentence_scores is not None:  # the evidence and scope checks never see other collections
+                sentence_scores = np.where(allowed[self._sentence_chunks], sentence_scores, -1.0)
         start = time.perf_counter()
         fused = rrf(rankings, weights, self.settings.rrf_k)[:k]
         timings["fusion_ms"] = (time.perf_counter() - start) * 1000
-        hits = [Hit(self.chunks[doc], score, ranks) for doc, score, ranks in fused]
+        hits = [Hit(self.chunks[doc], score, ranks, doc) for doc, score, ranks in fused]
         return SearchResult(question, detect_language(question), hits, timings, sentence_scores, expansion)
+
+
+def search_row(retriever: Retriever, question: str, k: int) -> dict:
+    """A search as ``rag search --json`` prints it and ``rag serve`` returns it (POST /v1/search)."""
+    result = retriever.search(question, k)
+    return {
+        "question": question,
+        "language": result.language,
+        "results": [
+            {"chunk_id": h.chunk.id, "passage_ids": list(h.chunk.passage_ids), "score": round(h.score, 6),
+             "section": h.chunk.section, "zh": h.chunk.zh, "en": h.chunk.en, "source": h.chunk.source}
+            for h in result.hits
+        ],
+    }

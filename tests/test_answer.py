@@ -52,7 +52,8 @@ def test_near_misses_are_not_in_the_report_with_context_but_no_badge(pipeline, q
     assert answer.refused and answer.outcome == "not_in_report" and answer.language == language
     assert all(word in answer.answer for word in named)  # names what was asked, in the report's names
     assert question.rstrip("?？") not in answer.answer  # never echoes the asker's words (an injection vector)
-    assert answer.citations == [] and answer.closest and all(p["passage_ids"] for p in answer.closest)
+    assert answer.citations == [] and answer.closest and all(p.passage_ids for p in answer.closest)
+    assert [p.number for p in answer.closest] == list(range(1, len(answer.closest) + 1))
 
 
 def test_two_facts_are_combined_by_code_and_both_cited(pipeline):
@@ -115,3 +116,22 @@ def test_a_date_must_be_the_asked_events_own(pipeline):
     assert pipeline.ask("乌兰巴托中央污水处理厂预计在哪一年建成投入运行？", generator=EXTRACTIVE).outcome == "not_in_report"
     answer = pipeline.ask("阿根廷胡胡伊省光伏电站项目于何时正式并网发电？", generator=EXTRACTIVE)
     assert answer.outcome == "quoted" and "2020" in answer.answer
+
+
+def test_search_only_marks_each_passage_sentence_closest_to_the_question(pipeline):
+    found = pipeline.search("蒙内铁路全长多少公里？")
+    assert found.standalone == found.question == "蒙内铁路全长多少公里？" and found.language == "zh"
+    assert [p.number for p in found.passages] == list(range(1, pipeline.settings.top_k + 1))
+    for passage in found.passages:
+        assert passage.supported is None and passage.score is not None
+        assert passage.span_zh is not None and passage.zh[slice(*passage.span_zh)]
+    top = found.passages[0]
+    assert "公里" in top.zh[slice(*top.span_zh)] and top.en[slice(*top.span_en)]
+
+
+def test_search_only_resolves_a_follow_up(pipeline):
+    from rag.followup import HistoryTurn
+
+    history = [HistoryTurn("蒙内铁路是哪一年通车的？", "蒙内铁路是哪一年通车的？", "2017年。", ())]
+    found = pipeline.search("它全长多少公里？", history=history)
+    assert "蒙内铁路" in found.standalone and found.question == "它全长多少公里？"

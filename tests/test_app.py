@@ -6,12 +6,10 @@ lives as long as the process).
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag import config
@@ -350,12 +348,14 @@ def test_link_markers_links_known_markers_only():
 
 
 def test_find_span_and_highlight():
+    from rag.passages import find_span
+
     text = "First sentence. The supporting   sentence here. Last."
-    assert conv.find_span(text, "First sentence.") == (0, 15)
-    start, end = conv.find_span(text, "The supporting sentence here.")
+    assert find_span(text, "First sentence.") == (0, 15)
+    start, end = find_span(text, "The supporting sentence here.")
     assert text[start:end] == "The supporting   sentence here."
-    assert conv.find_span(text, "not there") is None
-    assert conv.find_span(text, "") is None
+    assert find_span(text, "not there") is None
+    assert find_span(text, "") is None
     assert conv.split_highlight("abcdef", (2, 4)) == ("ab", "cd", "ef")
     assert conv.split_highlight("abc", (2, 99)) == ("ab", "c", "")
     assert conv.split_highlight("abc", None) == ("abc", "", "")
@@ -427,11 +427,12 @@ def test_ids_markdown_uses_code_only_for_safe_ids():
 
 
 def _citation(marker=1, supported=True):
-    from rag.answer import Citation
+    from rag.answer import citation_of
+    from rag.chunking import Chunk, Sentence
 
-    zh, en = "前文。蒙内铁路全长471公里。后文。", "Before. The railway is 471 km long. After."
-    return Citation(marker, "c-1", ["p-1"], "一、发展成效 > （一）蒙内铁路", zh, en, "蒙内铁路全长471公里。",
-                    "The railway is 471 km long.", (3, 15), supported)
+    chunk = Chunk("c-1", ("p-1",), ("一、发展成效", "（一）蒙内铁路"), ("I. Achievements", "(1) Railway"),
+                  "前文。蒙内铁路全长471公里。后文。", "Before. The railway is 471 km long. After.")
+    return citation_of(marker, chunk, Sentence("蒙内铁路全长471公里。", "The railway is 471 km long.", (3, 15)), supported)
 
 
 def _answer(**changes):
@@ -445,10 +446,7 @@ def _answer(**changes):
 
 
 def test_citation_passages_locate_both_sentences():
-    from rag.chunking import Chunk
-
-    chunk = Chunk("c-1", ("p-1",), ("一、发展成效", "（一）蒙内铁路"), ("I. Achievements", "(1) Railway"), "", "")
-    (passage,) = conv.citation_passages(_answer(), {"c-1": chunk})
+    (passage,) = conv.citation_passages(_answer())
     assert passage.zh[slice(*passage.span_zh)] == "蒙内铁路全长471公里。"
     assert passage.en[slice(*passage.span_en)] == "The railway is 471 km long."
     assert passage.section_en == "I. Achievements > (1) Railway" and passage.supported is True
@@ -474,15 +472,16 @@ def test_conversation_markdown_export():
         conv.Turn("   ", error="Please type a question: the question is empty.", error_level="warning"),
         conv.Turn("railway", mode="search", passages=[conv.Passage(1, "c-9", [], "二、启示", "", "中文段落。", "English.")]),
         conv.Turn("月球？", answer=_answer(refused=True, citations=[], answer="报告中没有关于这个问题的内容。", quotes=[],
-                                            closest=[{"chunk_id": "c-2", "section": "三", "zh": "最近的段落。", "en": "Closest."}])),
+                                            closest=[conv.Passage(1, "c-2", ["p-7"], "三", "", "最近的段落。", "Closest.")])),
     ]
-    turns[3].passages = conv.closest_passages(turns[3].answer, {"c-2": type("C", (), {"passage_ids": ("p-7",)})()})
+    turns[3].passages = conv.closest_passages(turns[3].answer)
     assert turns[3].passages[0].passage_ids == ["p-7"]
     text = conv.conversation_markdown(turns, now=datetime.datetime(2024, 5, 1, 9, 30))
     assert text.startswith(f"# {conv.REPORT_TITLE}: questions and answers\n")
     assert "Exported 2024-05-01 09:30" in text and "not the official edition" in text
     assert "## 1. 蒙内铁路多长？" in text and "报告原文： 蒙内铁路全长471公里。[1]" in text
-    assert "### Sources" in text and "**[1]** 一、发展成效 > （一）蒙内铁路 — chunk `c-1`, passages `p-1` — verified" in text
+    assert "### Sources" in text and ("**[1]** 一、发展成效 > （一）蒙内铁路 (I. Achievements > (1) Railway) — chunk `c-1`, "
+            "passages `p-1` — verified") in text
     assert "> 蒙内铁路全长471公里。" in text and "> English: The railway is 471 km long." in text
     assert "*Not answered: Please type a question: the question is empty.*" in text
     assert "*Search only: 1 passages, no answer written.*" in text and "> 中文段落。" in text
@@ -493,34 +492,12 @@ def test_conversation_markdown_export():
     assert "## 1. 它有多长？\n\n*理解为：蒙内铁路有多长？*" in conv.conversation_markdown([follow_up])
 
 
-def test_search_passages_highlight_the_best_sentence():
+def test_a_chunk_card_highlights_its_sentence_in_both_languages():
     from rag.chunking import Chunk, Sentence
+    from rag.passages import from_chunk
 
-    chunks = [Chunk("c-0", ("p-0",), ("一",), ("One",), "甲句。乙句。", "A one. B two."),
-              Chunk("c-1", ("p-1",), ("二",), ("Two",), "丙句。", "C three.")]
-
-    @dataclasses.dataclass
-    class Indexed:
-        chunk: int
-        sentence: Sentence
-
-    sentences = [Indexed(0, Sentence("甲句。", "A one.", (0, 3))), Indexed(0, Sentence("乙句。", "B two.", (3, 6))),
-                 Indexed(1, Sentence("丙句。", "C three.", (0, 3)))]
-
-    @dataclasses.dataclass
-    class Hit:
-        chunk: Chunk
-        score: float
-
-    @dataclasses.dataclass
-    class Result:
-        hits: list
-        sentence_scores: np.ndarray | None
-
-    result = Result([Hit(chunks[1], 0.2), Hit(chunks[0], 0.1)], np.array([0.1, 0.9, 0.5]))
-    first, second = conv.search_passages(result, sentences, chunks)
-    assert (first.number, first.chunk_id, first.span_zh, first.section_en) == (1, "c-1", (0, 3), "Two")
-    assert second.span_zh == (3, 6) and second.en[slice(*second.span_en)] == "B two."
-    assert first.supported is None and first.score == pytest.approx(0.2)
-    (plain, _) = conv.search_passages(Result(result.hits, None), sentences, chunks)
-    assert plain.span_zh is None
+    chunk = Chunk("c-0", ("p-0",), ("一",), ("One",), "甲句。乙句。", "A one.  B two.")
+    card = from_chunk(2, chunk, Sentence("乙句。", "B two.", (3, 6)), 0.25)
+    assert (card.number, card.chunk_id, card.span_zh, card.section_en, card.score) == (2, "c-0", (3, 6), "One", 0.25)
+    assert card.en[slice(*card.span_en)] == "B two." and card.supported is None
+    assert from_chunk(1, chunk).span_zh is None and from_chunk(1, chunk).span_en is None

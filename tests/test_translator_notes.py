@@ -8,10 +8,10 @@ import pytest
 
 from rag import config, corpus
 from rag import conversation as conv
-from rag.answer import Answer, Citation
-from rag.chunking import Chunk, chunk_passages
+from rag.answer import Answer, Citation, citation_of
+from rag.chunking import Chunk, Sentence, chunk_passages
 from rag.index import read_manifest
-from rag.retrieval import Hit, SearchResult
+from rag.passages import from_chunk
 
 NOTED = "p-a-2016-007"  # the annex's UNEP memorandum, dated 2019–2022 (the body says 2017–2022)
 
@@ -28,8 +28,7 @@ def chunk_of(chunks: list[Chunk], passage_id: str) -> Chunk:
 def citation_for(chunk: Chunk) -> Citation:
     sentence = chunk.zh.split("。")[0] + "。"
     start = chunk.zh.index(sentence)
-    return Citation(1, chunk.id, list(chunk.passage_ids), chunk.section, chunk.zh, chunk.en, sentence, "",
-                    (start, start + len(sentence)), True)
+    return citation_of(1, chunk, Sentence(sentence, "", (start, start + len(sentence))), True)
 
 
 def test_chunk_json_keeps_notes_and_reads_rows_without_them(chunks):
@@ -52,12 +51,10 @@ def test_source_cards_show_the_notes(chunks):
     chunk = chunk_of(chunks, NOTED)
     answer = Answer(question="备忘录是哪年签的？", language="zh", answer="2016年12月。[1]", refused=False,
                     citations=[citation_for(chunk)], generator="extractive", timings={})
-    (cited,) = conv.citation_passages(answer, {chunk.id: chunk})
-    result = SearchResult("备忘录", "zh", [Hit(chunk, 0.5, {"dense": 1})], {})
-    (found,) = conv.search_passages(result, [], [chunk])
-    closest = dataclasses.replace(answer, refused=True, citations=[],
-                                  closest=[{"chunk_id": chunk.id, "zh": chunk.zh, "en": chunk.en}])
-    (near,) = conv.closest_passages(closest, {chunk.id: chunk})
+    (cited,) = conv.citation_passages(answer)
+    found = from_chunk(1, chunk, score=0.5)
+    closest = dataclasses.replace(answer, refused=True, citations=[], closest=[from_chunk(1, chunk)])
+    (near,) = conv.closest_passages(closest)
     assert cited.notes == found.notes == near.notes == chunk.notes
     export = conv.conversation_markdown([conv.Turn("备忘录是哪年签的？", answer=answer, passages=[cited])])
     assert f"*Translator's note: {chunk.notes[0]}*" in export
@@ -65,8 +62,7 @@ def test_source_cards_show_the_notes(chunks):
 
 def test_cards_without_notes_have_no_note_line(chunks):
     chunk = next(c for c in chunks if not c.notes)
-    result = SearchResult("q", "zh", [Hit(chunk, 0.5, {"dense": 1})], {})
-    (card,) = conv.search_passages(result, [], [chunk])
+    card = from_chunk(1, chunk, score=0.5)
     assert card.notes == ()
     turn = conv.Turn("q", mode="search", passages=[card])
     assert "Translator's note" not in conv.conversation_markdown([turn])
