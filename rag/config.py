@@ -81,6 +81,17 @@ class Settings:
     # mostly lacks, is not about the report: general-knowledge questions scored 0.72–0.79; a few report
     # questions score below 0.80 too, but they name the report's things (see answer.SCOPE_MAX_WORDS).
     scope_min_similarity: float = 0.80
+    # `rag serve` (rag/server.py, docs/scaling.md). RAG_API_KEY set: every request needs "Bearer <key>".
+    api_key: str = dataclasses.field(default="", repr=False)
+    serve_cors_origins: str = ""  # comma-separated origins a browser may call from; "" = CORS off
+    serve_max_body_kb: int = 256  # a reply with its Sources list is 2-5 KB: this holds ~50 earlier turns
+    # Answers with a model run this many at once (the local GGUF is serialised anyway; more for an openai:
+    # server that batches) and this many more wait; beyond, HTTP 429 with Retry-After. A local answer took
+    # 4-9 s on the shared 2 cores (docs/benchmarks.md), so the last of 4 waiting starts within ~40 s.
+    serve_generators: int = 1
+    serve_max_queue: int = 4
+    serve_max_requests: int = 32  # every request in flight (search, extractive answers too); beyond: 429
+    serve_request_timeout_s: float = 120.0  # one request, waiting in the queue included; then HTTP 504
 
 
     @property
