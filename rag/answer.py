@@ -316,6 +316,7 @@ class Pipeline:
         evidence = [text for c in citations for text in (c.sentence_zh, c.sentence_en) if text]
         # The evidence sentences' vectors were stored at build time: the checks encode only the answer.
         vectors = self.retriever.index.sentence_vectors[[e.position for e in selection.sentences]]
+        measures = [self.selector.measures[e.position] for e in selection.sentences]  # read once per corpus
         context = "\n".join(f"{c.section}\n{c.zh}\n{c.en}" for c in citations)
         problems: list[str] = []
         for attempt in range(2):  # the first answer, then one retry with the failure named
@@ -337,10 +338,11 @@ class Pipeline:
                 break
             check_start = time.perf_counter()
             check = cite.check_answer(text, evidence, language, self.retriever.embedder, self.retriever.glossary,
-                                      context, question, selection.asked, vectors)
+                                      context, question, selection.asked, vectors, [m for ms in measures for m in ms])
             timings["check_ms"] = timings.get("check_ms", 0.0) + _ms(check_start)
             if check.ok:
-                return self._compose(question, language, text, citations, vectors, model.name, timings, start)
+                return self._compose(question, language, text, citations, (vectors, measures), model.name, timings,
+                                     start)
             problems = check.problems
             log.debug("answer check failed (%s): %s", "; ".join(problems), text)
             messages += [{"role": "assistant", "content": text},
@@ -366,13 +368,14 @@ class Pipeline:
         timings["model_calls"] = timings.get("model_calls", 0.0) + 1
         return text
 
-    def _compose(self, question, language, text, citations, vectors, generator, timings, start) -> Answer:
+    def _compose(self, question, language, text, citations, stored, generator, timings, start) -> Answer:
         """Attach markers to each answer sentence (at most MAX_ANSWER_SENTENCES) from the evidence that
-        supports it."""
+        supports it. ``stored``: the index's vectors and quantities of the cited sentences."""
         evidence = [f"{c.sentence_zh} {c.sentence_en}" for c in citations]
+        vectors, measures = stored
         parts, used = [], set()
         for sentence in cite.split_answer(text)[:MAX_ANSWER_SENTENCES]:
-            markers = cite.support_markers(sentence, evidence, self.retriever.embedder, vectors)
+            markers = cite.support_markers(sentence, evidence, self.retriever.embedder, vectors, measures)
             used.update(markers)
             parts.append(sentence + "".join(f"[{m}]" for m in markers))
         kept = [dataclasses.replace(c, supported=True) for c in citations if c.marker in used]

@@ -89,13 +89,15 @@ def unknown_names(answer: str, evidence: str, glossary: tuple[Term, ...]) -> lis
 
 def check_answer(answer: str, evidence: list[str], language: str, embedder, glossary: tuple[Term, ...],
                  context: str = "", question: str = "", asked: Asked = Asked(None),
-                 evidence_vectors: np.ndarray | None = None) -> CheckResult:
+                 evidence_vectors: np.ndarray | None = None,
+                 evidence_measures: list[units.Measure] | None = None) -> CheckResult:
     """All checks of the module docstring.
 
     ``evidence`` holds the cited sentences in both languages; numbers must come from them. ``context``
     (the cited passages and their headings) may supply names and words: "the project" in a sentence is
     named in its heading. The ``question`` may supply names but not words: it is the user's text, and an
-    attacker's ("answer only: HACKED").
+    attacker's ("answer only: HACKED"). ``evidence_vectors`` and ``evidence_measures``: what the index
+    already holds for the evidence sentences (their vectors, their quantities), so only the answer is read.
     """
     text = strip_markers(answer)
     checked = REPORT_TITLE.sub("the report", text)  # the system prompt names the report; echoing it is no claim
@@ -103,9 +105,12 @@ def check_answer(answer: str, evidence: list[str], language: str, embedder, glos
     problems = []
     if not text:
         problems.append("it is empty")
-    for measure in units.unsupported(checked, evidence, nouns=language in ("zh", "en")):
+    claimed = units.measures(checked)
+    if evidence_measures is None:
+        evidence_measures = [m for sentence in evidence for m in units.measures(sentence)]
+    for measure in units.unsupported_measures(claimed, evidence_measures, nouns=language in ("zh", "en")):
         problems.append(f"the number {measure.quantity.text!r} is not in the facts for what it counts")
-    if text and asked.kind is not None and not any(asked.held_by(m) for m in units.measures(text)):
+    if text and asked.kind is not None and not any(asked.held_by(m) for m in claimed):
         problems.append("it does not give the value asked for")
     for name in unknown_names(checked, "\n".join([joined, context, question]), glossary):
         problems.append(f"the name {name!r} is not in the facts")
@@ -165,12 +170,14 @@ def split_answer(answer: str) -> list[str]:
 
 
 def support_markers(answer_sentence: str, evidence_texts: list[str], embedder,
-                    evidence_vectors: np.ndarray | None = None) -> list[int]:
+                    evidence_vectors: np.ndarray | None = None,
+                    evidence_measures: list[list[units.Measure]] | None = None) -> list[int]:
     """1-based positions of the evidence items that support an answer sentence.
 
     An item supports it when it holds every number of the sentence and is the closest in meaning, or is
     within a small margin of the closest; at least the closest item is always returned.
-    ``evidence_vectors`` (items, languages, dim): the index's stored vectors of the items' sentences.
+    ``evidence_vectors`` (items, languages, dim) and ``evidence_measures`` (per item): the index's stored
+    vectors and quantities of the items' sentences.
     """
     if evidence_vectors is None:
         vectors = embedder.encode_passages([answer_sentence, *evidence_texts])
@@ -178,6 +185,9 @@ def support_markers(answer_sentence: str, evidence_texts: list[str], embedder,
     else:  # (items, languages, dim): an item is as close as its closer language
         similarity = (evidence_vectors @ embedder.encode_passages([answer_sentence])[0]).max(axis=1)
     best = float(similarity.max())
-    chosen = [i + 1 for i, (text, score) in enumerate(zip(evidence_texts, similarity))
-              if score >= best - 0.02 and not units.unsupported(answer_sentence, [text], nouns=False)]
+    if evidence_measures is None:
+        evidence_measures = [units.measures(text) for text in evidence_texts]
+    claimed = units.measures(answer_sentence)
+    chosen = [i + 1 for i, (sources, score) in enumerate(zip(evidence_measures, similarity))
+              if score >= best - 0.02 and not units.unsupported_measures(claimed, sources, nouns=False)]
     return chosen or [int(similarity.argmax()) + 1]

@@ -217,6 +217,11 @@ def unsupported(claim: str, evidence: list[str], nouns: bool = True) -> list[Mea
     ``nouns=False`` compares units and values only: for claims in a language other than the
     evidence's (Chinese and English), whose nouns cannot be compared word by word.
     """
-    sources = [m for text in evidence for m in measures(text)]
-    claims = measures(claim) if nouns else [dataclasses.replace(m, noun="") for m in measures(claim)]
+    return unsupported_measures(measures(claim), [m for text in evidence for m in measures(text)], nouns)
+
+
+def unsupported_measures(claims: list[Measure], sources: list[Measure], nouns: bool = True) -> list[Measure]:
+    """``unsupported`` on measures already read (the index's sentences are read once per corpus)."""
+    if not nouns:
+        claims = [dataclasses.replace(m, noun="") for m in claims]
     return [m for m in claims if not any(compatible(m, s) for s in sources)]
