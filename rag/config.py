@@ -87,7 +87,8 @@ class Settings:
     serve_max_body_kb: int = 256  # a reply with its Sources list is 2-5 KB: this holds ~50 earlier turns
     # Answers with a model run this many at once (the local GGUF is serialised anyway; more for an openai:
     # server that batches) and this many more wait; beyond, HTTP 429 with Retry-After. A local answer took
-    # 4-9 s on the shared 2 cores (docs/benchmarks.md), so the last of 4 waiting starts within ~40 s.
+    # 8-22 s (mean 13 s) on the shared 2 cores at load 6-7 (docs/benchmarks.md, section 5): the 4th waiting
+    # starts within ~50 s and ends inside the 120 s timeout; with 15 waiting, p95 was 124 s.
     serve_generators: int = 1
     serve_max_queue: int = 4
     serve_max_requests: int = 32  # every request in flight (search, extractive answers too); beyond: 429

@@ -41,6 +41,7 @@ from rag.server_jobs import Full, Gate, Job, Timeout, admit
 log = logging.getLogger("rag.server")
 EXTRACTIVE = "extractive"
 MAX_SEARCH_K = 50  # the retrievers keep ``candidates`` (50) hits each before fusion
+DISCONNECT_POLL_S = 0.5  # a gone client's work stops within this (plus the current pipeline step)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of the stream
 
 
@@ -94,6 +95,7 @@ def load(state: ServerState, pipeline=None, warm_generator: bool = True) -> None
     spec = state.settings.generator
     if spec == EXTRACTIVE or not warm_generator:
         return
+    state.generator = {"spec": spec, "ready": False, "loaded": False, "loading": True}
     try:
         model = get_generator(spec, state.settings.cache_dir, timeout_s=state.settings.generator_timeout_s)
         state.generator = {"spec": spec, "ready": True, "loaded": True, "name": model.name}
@@ -156,9 +158,10 @@ def api(handler):
 
 async def healthz(request: Request) -> JSONResponse:
     state: ServerState = request.app.state.rag
-    loaded = state.pipeline is not None
+    loaded = state.pipeline is not None and not state.generator.get("loading")  # ready for every model
     body = {"status": "ok" if loaded else ("error" if state.error else "loading"),
-            "index": {"loaded": loaded, "chunks": len(state.known_ids)}, "generator": state.generator,
+            "index": {"loaded": state.pipeline is not None, "chunks": len(state.known_ids)},
+            "generator": state.generator,
             "queues": {"requests": state.requests.status(), "generation": state.generation.status()}}
     if state.error:
         body["error"] = state.error
@@ -233,11 +236,24 @@ async def chat_completions(request: Request):
         return StreamingResponse(_sse(job, meta, settings), media_type="text/event-stream", headers=SSE_HEADERS)
     from rag.answer import answer_row
 
-    row = answer_row(await _result(job, "answer", settings))
+    watcher = asyncio.create_task(_watch_disconnect(request, job))
+    try:
+        row = answer_row(await _result(job, "answer", settings))
+    finally:
+        watcher.cancel()
     message = {"role": "assistant", "content": reply_text(row)}
     return JSONResponse({**meta, "object": "chat.completion",
                          "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
                          **_extras(row)})
+
+
+async def _watch_disconnect(request: Request, job: Job) -> None:
+    """Stop the work of a non-streamed request whose client has gone (a stream's generator is closed)."""
+    while not job.cancel.is_set():
+        if await request.is_disconnected():
+            job.cancel.set()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
 
 
 def _extras(row: dict) -> dict:

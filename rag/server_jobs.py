@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 
 # A first guess of how long a gated request holds its slot, until requests have been timed: a local
-# answer took 4-9 s on the shared 2 cores (docs/benchmarks.md).
-FIRST_HOLD_S = 8.0
+# answer took 8-22 s, mean 13 s, on the shared 2 cores at load 6-7 (docs/benchmarks.md, section 5).
+FIRST_HOLD_S = 12.0
 SMOOTHING = 0.3  # weight of the newest request in the running mean of hold times
 
 

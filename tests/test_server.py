@@ -146,8 +146,9 @@ def test_bad_requests_are_openai_errors_without_tracebacks(server, settings):
     with pytest.raises(openai.BadRequestError):  # the question must come last
         client(server).chat.completions.create(model=EXTRACTIVE_MODEL_ID,
                                                messages=[{"role": "assistant", "content": "hello"}])
+    too_long = json.dumps({"messages": [{"role": "user", "content": "x" * (settings.max_question_chars + 1)}]})
     cases = [("POST", "/v1/chat/completions", b"{not json", 400),
-             ("POST", "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]}).encode(), 413),
+             ("POST", "/v1/chat/completions", too_long.encode(), 413),
              ("POST", "/v1/chat/completions", b" " * (settings.serve_max_body_kb * 1024 + 1), 413),
              ("POST", "/v1/search", json.dumps({"query": KAROT, "k": 0}).encode(), 400),
              ("GET", "/v1/nowhere", None, 404)]

@@ -29,6 +29,7 @@ class BenchOptions:
     scales: tuple[int, ...] = ()  # corpus sizes added to the defaults (e.g. 1_000_000)
     generators: bool = False  # also transformers fp32 / bf16 / torch.compile (slow)
     concurrency_local: bool = False  # also the concurrency test with the local generator (slow)
+    serve: bool = False  # only section 5: a `rag serve` process over HTTP (rag/bench/serve.py)
     out: Path = DEFAULT_OUT
     questions: int | None = None  # first N development questions (default: all; quick: 3)
     generator: str | None = None  # generator of the stage measurements (default: the configured one)

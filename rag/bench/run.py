@@ -23,6 +23,10 @@ def run_bench(options: BenchOptions, settings: config.Settings | None = None) ->
     from rag.evaluation import read_questions
 
     settings = settings or config.load_settings()
+    if options.serve:  # section 5 alone: it starts a `rag serve` process (rag/bench/serve.py)
+        from rag.bench.serve import run_serve_section
+
+        return run_serve_section(options, settings)
     started = time.perf_counter()
     results: dict = {"command": ["rag", "bench", *_argv(options)], "options": _jsonable(dataclasses.asdict(options))}
     results["machine"] = machine_info()
@@ -76,7 +80,10 @@ def _write_report(results: dict, options: BenchOptions, started: float) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     plots = write_plots(results, out.parent)
     results["plots"] = plots
-    out.write_text(render_markdown(results, plots), encoding="utf-8")
+    from rag.bench.serve import keep_section
+
+    old = out.read_text(encoding="utf-8") if out.exists() else ""
+    out.write_text(keep_section(old, render_markdown(results, plots)), encoding="utf-8")
     say(f"\nwrote {out} and {', '.join(plots) or 'no plots'} in {results['seconds'] / 60:.1f} min")
 
 
@@ -90,6 +97,8 @@ def _argv(options: BenchOptions) -> list[str]:
         argv.append("--generators")
     if options.concurrency_local:
         argv.append("--concurrency")
+    if options.serve:
+        argv.append("--serve")
     if options.questions:
         argv += ["--questions", str(options.questions)]
     if options.generator:
