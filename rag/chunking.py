@@ -11,9 +11,12 @@ import itertools
 import math
 import re
 
+from rag.config import REPORT_SLUG
 from rag.corpus import Passage
 
 CHUNKER_VERSION = 1
+REPORT_TITLE = "Green Silk Road Development Report 2023 (绿色丝绸之路发展报告 2023)"
+DOCUMENT_FIELDS = ("lang", "collection", "document", "page")  # a user document's chunk fields
 ZH_SENTENCE_RE = re.compile(r"[^。；！？]*[。；！？]+[”’」）]*|[^。；！？]+$")
 EN_SENTENCE_RE = re.compile(r".+?(?:[.;!?](?=\s+[A-Z“\"(—]|\s*$)|$)", re.S)
 
@@ -27,10 +30,24 @@ class Chunk:
     zh: str
     en: str
     notes: tuple[str, ...] = ()  # translator's notes of its passages (en.jsonl "note"), shown on source cards
+    # A user's document (rag/collections.py) has one language: its own text is in ``zh`` (and also in ``en``
+    # when it is not Chinese, so the English BM25 and the English evidence side read it); ``lang`` names it.
+    # Empty for the report's bilingual chunks, and then left out of the stored JSON (to_json), so the
+    # report's index files do not change.
+    lang: str = ""
+    collection: str = ""  # "" = the report (config.REPORT_SLUG)
+    document: str = ""  # the document's name (its file name); "" = the report
+    page: int | None = None  # the page the chunk starts on (PDFs); None where there are no pages
 
     @property
     def section(self) -> str:
         return " > ".join(self.section_zh)
+
+    @property
+    def source(self) -> dict:
+        """Where the chunk comes from, for search results and citations: collection, document, page."""
+        return {"collection": self.collection or REPORT_SLUG, "document": self.document or REPORT_TITLE,
+                "page": self.page}
 
     def embed_text(self, lang: str) -> str:
         """What is embedded: the section path then the text, so a heading's words find its paragraphs."""
@@ -38,7 +55,11 @@ class Chunk:
         return " > ".join(section) + "\n" + text
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        row = dataclasses.asdict(self)
+        for key in DOCUMENT_FIELDS:  # the report's chunks store exactly what they stored before
+            if row[key] in ("", None):
+                del row[key]
+        return row
 
     @classmethod
     def from_json(cls, row: dict) -> "Chunk":
@@ -70,6 +91,8 @@ def align_sentences(zh_sentences: list[str], en_sentences: list[str]) -> list[st
 
 def chunk_sentences(chunk: Chunk) -> list[Sentence]:
     """The chunk's Chinese sentences, each with its English and position, passage by passage."""
+    if chunk.lang:
+        return document_sentences(chunk)
     zh_lines, en_lines = chunk.zh.split("\n"), chunk.en.split("\n")
     if len(en_lines) != len(zh_lines):
         en_lines = [chunk.en] + [""] * (len(zh_lines) - 1) if len(zh_lines) > 1 else [chunk.en]
@@ -80,6 +103,21 @@ def chunk_sentences(chunk: Chunk) -> list[Sentence]:
             start = chunk.zh.index(zh, offset)
             sentences.append(Sentence(zh, en, (start, start + len(zh))))
             offset = start + len(zh)
+    return sentences
+
+
+def document_sentences(chunk: Chunk) -> list[Sentence]:
+    """A user document's sentences in its own language (``zh`` holds its text; ``en`` the same text, or "").
+
+    Any language: rag/sentences.py splits at 。！？!? and at full stops that end a sentence."""
+    from rag.sentences import split_sentences
+
+    sentences, offset = [], 0
+    for line in chunk.zh.split("\n"):
+        for text in split_sentences(line, semicolons=chunk.lang == "zh"):
+            start = chunk.zh.index(text, offset)
+            sentences.append(Sentence(text, text if chunk.en else "", (start, start + len(text))))
+            offset = start + len(text)
     return sentences
 
 

@@ -29,6 +29,11 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("RAG_CACHE_DIR", Path.home() / ".cache" / "green-silk-rag"))
 
 
+def _data_dir() -> Path:
+    """Users' own documents (rag/collections.py): never inside the installed package."""
+    return Path(os.environ.get("RAG_DATA_DIR", Path.home() / ".local" / "share" / "green-silk-rag"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = CORPUS_DIR  # zh.md, en.jsonl, glossary.tsv of the document to answer from
@@ -81,6 +86,13 @@ class Settings:
     # mostly lacks, is not about the report: general-knowledge questions scored 0.72–0.79; a few report
     # questions score below 0.80 too, but they name the report's things (see answer.SCOPE_MAX_WORDS).
     scope_min_similarity: float = 0.80
+    # Users' own documents (rag/documents.py, rag/collections.py; docs/documents.md).
+    data_dir: Path = dataclasses.field(default_factory=_data_dir)
+    default_collection: str = "my-documents"
+    max_document_mb: float = 50.0  # a larger file is refused before it is read
+    max_document_pages: int = 2000  # a longer PDF is refused (the issue's limit; 2,000 pages ≈ 25 min to embed)
+    uploads: bool = True  # the app's Documents panel may add and remove documents (off: read-only)
+    collections: str = ""  # comma-separated collections to search (rag --collection); "" = every one
     # `rag serve` (rag/server.py, docs/scaling.md). RAG_API_KEY set: every request needs "Bearer <key>".
     api_key: str = dataclasses.field(default="", repr=False)
     serve_cors_origins: str = ""  # comma-separated origins a browser may call from; "" = CORS off

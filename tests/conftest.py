@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests must pass without any model download
+# Users' documents (rag/collections.py) of the person running the tests must never change the tests'
+# results, and no test may write to their home: an empty store of our own, for the whole session.
+os.environ["RAG_DATA_DIR"] = tempfile.mkdtemp(prefix="rag-test-data-")
 
 from rag import config  # noqa: E402
 
