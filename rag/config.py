@@ -41,6 +41,9 @@ class Settings:
     cache_dir: Path = dataclasses.field(default_factory=_cache_dir)
     embedder: str = SHIPPED_EMBEDDER
     index_type: str = "auto"  # auto (flat up to rag.index.FLAT_MAX_VECTORS vectors, then hnsw) | flat | hnsw | ivf
+    # Where the dense vectors are searched (rag/vectorstore.py): "faiss" (in this process, the default) or
+    # "milvus:<uri>": milvus:./rag.db (milvus-lite, embedded) or milvus:http://host:19530 (a Milvus server).
+    vector_store: str = "faiss"
     top_k: int = 5
     # Chunking bounds in Chinese characters (the issue asks for roughly 150-450).
     chunk_min_chars: int = 150
@@ -118,6 +121,23 @@ class Settings:
     @property
     def glossary_file(self) -> Path:
         return self.corpus_dir / GLOSSARY_FILE.name
+
+    def __post_init__(self) -> None:
+        vector_store_uri(self.vector_store)  # a bad value fails here, with the accepted forms
+
+
+MILVUS_SCHEMES = ("http://", "https://", "tcp://", "unix:")  # pymilvus's server URIs; else a milvus-lite *.db
+
+
+def vector_store_uri(value: str) -> str | None:
+    """The Milvus URI of a ``vector_store`` value, None for "faiss"; anything else is a SettingError."""
+    if value == "faiss":
+        return None
+    uri = value[len("milvus:"):].strip() if value.startswith("milvus:") else ""
+    if uri.endswith(".db") or (uri.startswith(MILVUS_SCHEMES) and len(uri) > len("unix:")):
+        return uri
+    raise SettingError(f"RAG_VECTOR_STORE={value!r} is not a vector store; use faiss (the default), "
+                       "milvus:./rag.db (a milvus-lite file) or milvus:http://host:19530 (a Milvus server)")
 
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})

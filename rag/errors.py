@@ -38,6 +38,10 @@ class GeneratorUnavailable(UserError, RuntimeError):
     """The generator cannot answer; the message says what to install, set or check."""
 
 
+class VectorStoreUnavailable(UserError, RuntimeError):
+    """The vector store (RAG_VECTOR_STORE) cannot be opened or used; the message says what to install or check."""
+
+
 KNOWN_ERRORS = (UserError,)  # what the CLI and the app show as the error's own message
 
 

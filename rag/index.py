@@ -28,6 +28,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Protocol
 
 import faiss
 import numpy as np
@@ -122,6 +123,29 @@ def make_faiss_index(vectors: np.ndarray, index_type: str) -> faiss.Index:
         raise ValueError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
     index.add(vectors)
     return index
+
+
+class VectorStore(Protocol):
+    """Where the dense vectors are searched (``settings.vector_store``; rag/vectorstore.py). Rows are the
+    vectors' positions in the order they were opened with, then added; keys name vectors for add/remove."""
+
+    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of shape (len(queries), n), best first, like faiss; row -1 where none."""
+
+    def add(self, keys: list[str], vectors: np.ndarray) -> None: ...
+
+    def remove(self, keys: list[str]) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+def open_vector_store(settings: config.Settings, vectors: np.ndarray | None = None, keys: list[str] | None = None,
+                      index: faiss.Index | None = None) -> VectorStore:
+    """The configured store over ``vectors`` (keys: a content hash per row unless given). ``index``, a FAISS
+    index over the same vectors (the loaded one), is used as it is by the FAISS store and read back by Milvus."""
+    from rag.vectorstore import open_store
+
+    return open_store(settings, vectors, keys, index)
 
 
 @contextlib.contextmanager
