@@ -206,3 +206,39 @@ def test_local_generator_streams_tokens_and_a_full_queue_is_429(server, pipeline
     status, health, _ = http(server, "GET", "/healthz")
     assert health["queues"]["generation"]["in_flight"] == 0  # the slot was given back before [DONE]
     assert ask(server, OUT_OF_SCOPE, model=MODEL_ID).model_extra["outcome"] == "out_of_scope"
+
+
+def test_live_text_ends_as_the_checked_answer():
+    from rag.server_chat import LiveText
+
+    live = LiveText()
+    sent = "".join(live.token(p) for p in [" The station", " opened in 2022.", " It has 720", " MW."])
+    assert sent == "The station opened in 2022."  # live up to the first sentence end, the rest held
+    final = "The station opened in 2022.[1] It has 720 MW.[1]"
+    assert sent + live.finish(final) == final
+    retried = LiveText()
+    sent = "".join(retried.token(p) for p in ["Karot opened", " in 2021."])
+    retried.reset()
+    assert retried.token("ignored") == "" and retried.finish("它于2022年投运。[1]") == CORRECTION + "它于2022年投运。[1]"
+    assert LiveText().token("NOT_FO") == ""  # the model's "no answer" word never reaches the reader
+
+
+def test_a_reply_gives_back_its_answer_and_cited_chunks():
+    from rag.server_chat import pair_turns, read_reply
+
+    citations = [{"marker": 1, "chunk_id": "c-1-3-1-b4-1-001", "section": "s", "section_en": "S", "supported": True,
+                  "sentence_zh": "于 2022 年 6 月正式投入运营。", "sentence_en": "It opened in June 2022."}]
+    reply = reply_text({"answer": "It opened in June 2022.[1]", "citations": citations})
+    assert read_reply(reply, {"c-1-3-1-b4-1-001"}) == ("It opened in June 2022.[1]", ("c-1-3-1-b4-1-001",))
+    assert read_reply("written elsewhere `c-9`", {"c-1"}) == ("written elsewhere `c-9`", ())
+    assert pair_turns([("assistant", "hi"), ("user", "a"), ("assistant", "b"), ("user", "c")]) == [("a", "b"), ("c", "")]
+
+
+def test_the_serve_section_is_spliced_into_the_report_and_kept_by_full_runs():
+    from rag.bench.serve import HEADING, keep_section, replace_section
+
+    report = "# Benchmarks\n\n## 4. Concurrency\n\nrows\n"
+    once = replace_section(report, [HEADING, "", "old figures"])
+    twice = replace_section(once, [HEADING, "", "new figures"])
+    assert twice.count(HEADING) == 1 and "new figures" in twice and "old figures" not in twice and "rows" in twice
+    assert "new figures" in keep_section(twice, report) and keep_section(twice, twice) == twice
