@@ -16,6 +16,7 @@ import streamlit as st
 
 from rag import config
 from rag import conversation as conv
+from rag import doc_panel
 from rag.errors import KNOWN_ERRORS, QuestionError, plain_error
 from rag.logs import quiet_libraries
 from rag.prompts import LANGUAGE_NAMES
@@ -40,9 +41,11 @@ def setup_logging() -> None:
     quiet_libraries()
 
 
-@st.cache_resource(show_spinner="Loading the models and the index (once per server)…")
-def get_pipeline(embedder: str, index_dir: str, corpus_dir: str):
-    """One Pipeline (models, index, BM25 tables) per embedder and index, shared by every session."""
+@st.cache_resource(show_spinner="Loading the models and the index (once per server)…", max_entries=4)
+def get_pipeline(embedder: str, index_dir: str, corpus_dir: str, documents: str = ""):
+    """One Pipeline (models, index, BM25 tables) per embedder, index and version of the user's documents
+    (``documents``: rag.collections.version), shared by every session; an add or remove makes a new one
+    while the sessions still asking use the one they have."""
     from pathlib import Path
 
     from rag.answer import Pipeline
@@ -52,7 +55,9 @@ def get_pipeline(embedder: str, index_dir: str, corpus_dir: str):
 
 
 def pipeline_for(settings: config.Settings):
-    return get_pipeline(settings.embedder, str(settings.index_dir), str(settings.corpus_dir))
+    from rag.collections import version
+
+    return get_pipeline(settings.embedder, str(settings.index_dir), str(settings.corpus_dir), version(settings))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,8 +200,51 @@ def draw_sidebar(manifest: dict | None, active: config.Settings, problem: str) -
             st.session_state.turns = []
             st.session_state.history = []
             st.rerun()
+        options["collections"] = draw_documents(active)
         draw_contents(active)
     return options
+
+
+def draw_documents(settings: config.Settings) -> list[str] | None:
+    """The Documents panel: upload files (several at once, a progress bar each), the list with remove, and
+    which collections to search. Returns the collections chosen (None: all)."""
+    from rag import collections, doc_panel
+
+    st.header("Documents")
+    records = collections.documents(settings)
+    if settings.uploads:
+        with st.form("add-documents", clear_on_submit=True, border=False):
+            uploads = st.file_uploader("Add your own documents", type=doc_panel.UPLOAD_TYPES,
+                                       accept_multiple_files=True, help="PDF (with a text layer), Word, HTML, "
+                                       f"Markdown or text; up to {settings.max_document_mb:g} MB each.")
+            collection = st.text_input("Collection", value=settings.default_collection)
+            submitted = st.form_submit_button("Add", icon=":material/upload_file:", width="stretch")
+        if submitted and uploads:
+            bars = {f.name: st.progress(0.0, text=doc_panel.progress_text(f.name, "reading", 0)) for f in uploads}
+            try:
+                results = collections.add_files(
+                    settings, [(f.name, None, f.getvalue()) for f in uploads], collection.strip() or None,
+                    progress=lambda name, stage, fraction: bars[name].progress(
+                        doc_panel.progress_value(stage, fraction), text=doc_panel.progress_text(name, stage, fraction)))
+            except KNOWN_ERRORS as error:
+                results = []
+                st.warning(conv.escape_markdown(plain_error(error)))
+            st.session_state["document_results"] = [(r.status, r.message) for r in results]
+            st.rerun()
+    for status, message in st.session_state.pop("document_results", []):
+        getattr(st, doc_panel.result_level(status))(conv.escape_markdown(message))
+    for record in records:
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        left.caption(conv.escape_markdown(doc_panel.document_label(record)))
+        if settings.uploads and right.button("", key=f"remove-{record['id']}", icon=":material/delete:",
+                                             help=f"Remove {record['name']}"):
+            collections.remove(settings, record["id"])
+            st.rerun()
+    names = collections.collection_names(settings)
+    if len(names) == 1:
+        return None
+    chosen = st.multiselect("Search in", names, default=names, key="collections", format_func=doc_panel.collection_label)
+    return None if set(chosen) == set(names) or not chosen else chosen
 
 
 def draw_contents(settings: config.Settings) -> None:
@@ -234,6 +282,11 @@ def draw_passage(turn_index: int, p: conv.Passage) -> None:
         st.caption("  \n".join(details))
         for note in p.notes:
             st.caption(":material/edit_note: Translator's note: " + conv.escape_markdown(note))
+        if doc_panel.is_user_document(p.source):  # a user's document: its own text, no English edition
+            st.caption(":material/description: " + conv.escape_markdown(doc_panel.source_line(p.source)))
+            st.caption(f"**{conv.escape_markdown(p.source['document'])}** · {conv.escape_markdown(doc_panel.OWN_TEXT_NOTE)}")
+            st.markdown(conv.highlight_markdown(p.zh, p.span_zh))
+            return
         left, right = st.columns(2, gap="medium")
         with left:
             st.caption("**中文** · the report")
@@ -349,7 +402,7 @@ def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, slot, 
     clock = conv.StageClock()
     if options["search_only"]:
         clock.start("searching")
-        found = pipeline.search(question, history=history, k=options["k"])
+        found = pipeline.search(question, history=history, k=options["k"], collections=options.get("collections"))
         turn.standalone, turn.passages = found.standalone, found.passages
         turn.stages = clock.finish()
         cited = tuple(p.chunk_id for p in found.passages[:1])  # a search has no citations: its top passage
@@ -358,7 +411,7 @@ def run_pipeline(turn: conv.Turn, pipeline, question: str, options: dict, slot, 
     text, answer = "", None
     language = None if options["language"] == "auto" else options["language"]
     events = pipeline.stream(question, history=history, generator=options["generator"], k=options["k"],
-                             language=language)
+                             language=language, collections=options.get("collections"))
     first = next(events)
     status = slot.status(conv.STAGE_LABELS["searching"], expanded=True)
     for kind, payload in itertools.chain([first], events):

@@ -373,3 +373,50 @@ def test_the_combined_index_type_follows_the_number_of_vectors(store, retriever,
         retriever.chunks)
 
 
+
+
+# --------------------------------------------------------------------------------------------------
+# The app's Documents panel and source cards
+
+
+def test_panel_helpers():
+    from rag import doc_panel
+
+    source = {"collection": "my-documents", "document": "kisumu-eia.pdf", "page": 2}
+    assert doc_panel.source_line(source) == "my-documents · kisumu-eia.pdf · page 2"
+    assert doc_panel.source_line({**source, "page": None}) == "my-documents · kisumu-eia.pdf"
+    assert doc_panel.source_line({"collection": config.REPORT_SLUG, "document": "r", "page": None}) == ""
+    assert [doc_panel.progress_value(s, f) for s, f in [("reading", 0), ("embedding", 0.5), ("done", 1)]] == [
+        0.05, pytest.approx(0.575), 1.0]
+    assert doc_panel.progress_text("a.pdf", "embedding", 0.5) == "a.pdf: embedding 50%"
+    assert {"pdf", "docx", "html", "md", "txt"} <= set(doc_panel.UPLOAD_TYPES)
+    assert doc_panel.result_level("error") == "warning"
+
+
+def test_app_lists_searches_cites_and_removes_a_document(tmp_path, files, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from rag import collections, doc_panel
+    from rag import conversation as conv
+
+    monkeypatch.setenv("RAG_GENERATOR", "extractive")
+    with data_dir(tmp_path) as settings:
+        (added,) = collections.add_paths(settings, [files["html"]])
+        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=600)
+        at.run()
+        assert not at.exception
+        captions = "\n".join(c.value for c in at.sidebar.caption)
+        assert conv.escape_markdown("expressway.html · my-documents · 2 passages") in captions
+        searched = at.sidebar.multiselect(key="collections")
+        assert searched.value == [config.REPORT_SLUG, "my-documents"]
+        searched.set_value(["my-documents"]).run()
+        at.chat_input[0].set_value("How long are the noise barriers of the Nairobi Expressway?").run()
+        assert not at.exception, [e.value for e in at.exception]
+        turn = at.session_state["turns"][-1]
+        assert not turn.answer.refused and turn.answer.citations[0].source["document"] == "expressway.html"
+        page = "\n".join(c.value for c in at.caption)
+        assert conv.escape_markdown(doc_panel.OWN_TEXT_NOTE) in page
+        assert conv.escape_markdown("my-documents · expressway.html") in page
+        at.sidebar.button(key=f"remove-{added.document['id']}").click().run()
+        assert not at.exception and collections.documents(settings) == []
+        assert not at.sidebar.multiselect  # only the report left: nothing to choose
