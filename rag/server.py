@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from rag import config
-from rag.errors import GeneratorUnavailable, QuestionError, UserError, plain_error
+from rag.errors import QuestionError, UserError, plain_error
 from rag.server_chat import (EXTRACTIVE_MODEL_ID, MODEL_ID, BadRequest, LiveText, history_of, parse_chat,
                              reply_text, sources_markdown)
 from rag.server_jobs import Full, Gate, Job, Timeout, admit
@@ -99,7 +99,7 @@ def load(state: ServerState, pipeline=None, warm_generator: bool = True) -> None
     try:
         model = get_generator(spec, state.settings.cache_dir, timeout_s=state.settings.generator_timeout_s)
         state.generator = {"spec": spec, "ready": True, "loaded": True, "name": model.name}
-    except (GeneratorUnavailable, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - GeneratorUnavailable, a bad spec, a model that fails to load
         state.generator = {"spec": spec, "ready": False, "loaded": False, "error": plain_error(error)}
         log.warning("rag serve: the generator is unavailable (answers are quoted instead): %s", plain_error(error))
 
@@ -272,6 +272,16 @@ def _sse_error(status: int, message: str, kind: str) -> str:
     return f"data: {json.dumps({'error': {'message': message, 'type': kind, 'code': status}}, ensure_ascii=False)}\n\n"
 
 
+def _stream_error(error: Exception) -> tuple[int, str, str]:
+    """(status, message, type) of an error met after a stream began: ours in their own words, others logged."""
+    if isinstance(error, (QuestionError, BadRequest)):
+        return 400, str(error), "invalid_request_error"
+    if isinstance(error, UserError):
+        return 503, plain_error(error), "service_unavailable"
+    log.error("rag serve: a streamed answer failed", exc_info=error)
+    return 500, f"internal error ({type(error).__name__})", "server_error"
+
+
 async def _sse(job: Job, meta: dict, settings: config.Settings):
     """The answer as server-sent chat-completion chunks: role, live tokens, what completes the checked
     answer and its Sources, then a last chunk with the citations; ``[DONE]``. The work stops when the
@@ -293,8 +303,7 @@ async def _sse(job: Job, meta: dict, settings: config.Settings):
                 yield _chunk(meta, {"content": rest})
                 yield _chunk(meta, {}, "stop", **_extras(row))
             elif kind == "error":
-                status = 400 if isinstance(payload, (QuestionError, BadRequest)) else 503
-                yield _sse_error(status, plain_error(payload), "server_error")
+                yield _sse_error(*_stream_error(payload))
                 return
         yield "data: [DONE]\n\n"
     except Timeout as error:
