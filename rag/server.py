@@ -36,7 +36,7 @@ from rag import config
 from rag.errors import QuestionError, UserError, plain_error
 from rag.server_chat import (EXTRACTIVE_MODEL_ID, MODEL_ID, BadRequest, LiveText, history_of, parse_chat,
                              reply_text, sources_markdown)
-from rag.server_jobs import Full, Gate, Job, Timeout, admit
+from rag.server_jobs import Full, Gate, Job, Jobs, Timeout, admit
 
 log = logging.getLogger("rag.server")
 EXTRACTIVE = "extractive"
@@ -68,6 +68,7 @@ class ServerState:
     requests: Gate | None = None
     generation: Gate | None = None
     executor: ThreadPoolExecutor | None = None
+    jobs: Jobs = dataclasses.field(default_factory=Jobs)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -162,7 +163,8 @@ async def healthz(request: Request) -> JSONResponse:
     body = {"status": "ok" if loaded else ("error" if state.error else "loading"),
             "index": {"loaded": state.pipeline is not None, "chunks": len(state.known_ids)},
             "generator": state.generator,
-            "queues": {"requests": state.requests.status(), "generation": state.generation.status()}}
+            "queues": {"requests": state.requests.status(), "generation": state.generation.status()},
+            "jobs": state.jobs.status()}
     if state.error:
         body["error"] = state.error
     return JSONResponse(body, 200 if loaded else 503)
@@ -196,7 +198,7 @@ async def search(request: Request) -> JSONResponse:
     def work():
         yield "row", search_row(state.pipeline.retriever, question, k)
 
-    job = Job(work, tickets)
+    job = Job(work, tickets, state.jobs)
     row = await _result(job.start(state.executor), "row", state.settings)
     return JSONResponse(row)
 
@@ -229,7 +231,7 @@ async def chat_completions(request: Request):
     history = history_of(chat.earlier, state.names, state.known_ids, settings.max_question_chars, HISTORY_TURNS)
     gates = [state.requests] + ([state.generation] if generator != EXTRACTIVE else [])
     tickets = admit(gates)
-    job = Job(lambda: state.pipeline.stream(question, history=history, generator=generator), tickets)
+    job = Job(lambda: state.pipeline.stream(question, history=history, generator=generator), tickets, state.jobs)
     job.start(state.executor)
     meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": chat.model}
     if chat.stream:

@@ -81,6 +81,32 @@ def admit(gates: list[Gate]) -> list[Ticket]:
     return tickets
 
 
+class Jobs:
+    """The jobs whose workers are running: how many, how many of them were told to stop (their client went
+    or their time ran out) and have not yet, and how many stopped before their end."""
+
+    def __init__(self) -> None:
+        self.running: set = set()
+        self.stopped_early = 0
+        self._lock = threading.Lock()
+
+    def status(self) -> dict:
+        with self._lock:
+            running = list(self.running)
+            stopped = self.stopped_early
+        return {"running": len(running), "cancelling": sum(j.cancel.is_set() for j in running),
+                "stopped_early": stopped}
+
+    def add(self, job: "Job") -> None:
+        with self._lock:
+            self.running.add(job)
+
+    def end(self, job: "Job", early: bool) -> None:
+        with self._lock:
+            self.running.discard(job)
+            self.stopped_early += early
+
+
 class Job:
     """``work()`` (an iterator of events) run in ``executor``; ``events()`` reads them on the event loop.
 
@@ -89,16 +115,19 @@ class Job:
     its work has really ended.
     """
 
-    def __init__(self, work: Callable[[], Iterator[tuple[str, object]]], tickets: list[Ticket]):
-        self.work, self.tickets = work, tickets
+    def __init__(self, work: Callable[[], Iterator[tuple[str, object]]], tickets: list[Ticket],
+                 jobs: Jobs | None = None):
+        self.work, self.tickets, self.jobs = work, tickets, jobs or Jobs()
         self.cancel = threading.Event()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
 
     def start(self, executor: Executor) -> "Job":
+        self.jobs.add(self)
         try:
             executor.submit(self._run)
         except RuntimeError:  # the executor is shut down: the server is stopping
+            self.jobs.end(self, early=False)
             self._release()
             raise
         return self
@@ -110,6 +139,7 @@ class Job:
             self.cancel.set()
 
     def _run(self) -> None:
+        early = True
         try:
             if self.cancel.is_set():
                 return
@@ -119,12 +149,16 @@ class Job:
                     self._put(event)
                     if self.cancel.is_set():
                         break
+                else:
+                    early = False
             finally:
                 events.close()
         except Exception as error:  # noqa: BLE001 - handed to the request, which answers it as JSON
+            early = False
             self._put(("error", error))
         finally:
             self._release()
+            self.jobs.end(self, early)
             self._put(("done", None))
 
     def _release(self) -> None:

@@ -219,7 +219,8 @@ def test_live_text_ends_as_the_checked_answer():
     retried = LiveText()
     sent = "".join(retried.token(p) for p in ["Karot opened", " in 2021."])
     retried.reset()
-    assert retried.token("ignored") == "" and retried.finish("它于2022年投运。[1]") == CORRECTION + "它于2022年投运。[1]"
+    assert retried.token("ignored") == ""
+    assert retried.finish("它于2022年投运。[1]") == CORRECTION + "它于2022年投运。[1]"
     assert LiveText().token("NOT_FO") == ""  # the model's "no answer" word never reaches the reader
 
 
@@ -231,7 +232,8 @@ def test_a_reply_gives_back_its_answer_and_cited_chunks():
     reply = reply_text({"answer": "It opened in June 2022.[1]", "citations": citations})
     assert read_reply(reply, {"c-1-3-1-b4-1-001"}) == ("It opened in June 2022.[1]", ("c-1-3-1-b4-1-001",))
     assert read_reply("written elsewhere `c-9`", {"c-1"}) == ("written elsewhere `c-9`", ())
-    assert pair_turns([("assistant", "hi"), ("user", "a"), ("assistant", "b"), ("user", "c")]) == [("a", "b"), ("c", "")]
+    turns = [("assistant", "hi"), ("user", "a"), ("assistant", "b"), ("user", "c")]
+    assert pair_turns(turns) == [("a", "b"), ("c", "")]
 
 
 def test_the_serve_section_is_spliced_into_the_report_and_kept_by_full_runs():
@@ -242,3 +244,48 @@ def test_the_serve_section_is_spliced_into_the_report_and_kept_by_full_runs():
     twice = replace_section(once, [HEADING, "", "new figures"])
     assert twice.count(HEADING) == 1 and "new figures" in twice and "old figures" not in twice and "rows" in twice
     assert "new figures" in keep_section(twice, report) and keep_section(twice, twice) == twice
+
+
+def wait_for(server, condition, what: str, limit_s: float = 120.0) -> dict:
+    """Poll /healthz until ``condition(health)`` holds (a state the server reports, not a guessed delay)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        health = http(server, "GET", "/healthz")[1]
+        if condition(health):
+            return health
+        assert time.monotonic() < deadline, f"{what}: {health}"
+        time.sleep(0.05)
+
+
+def test_a_gone_client_or_a_timeout_stops_the_work_and_frees_the_slot(server, settings):
+    """The model's lock is held here, so each request waits inside the pipeline; a stream whose client
+    closes it, and a request past its time limit (504), are told to stop; once the model is free each
+    stops at its first token, before its answer, and gives its slot back."""
+    from rag.llm import get_generator
+
+    state = server[1].state.rag
+    model = get_generator("local", settings.cache_dir)
+    stopped = http(server, "GET", "/healthz")[1]["jobs"]["stopped_early"]
+    for gone in ("client", "timeout"):
+        model._lock.acquire()
+        try:
+            if gone == "client":
+                stream = client(server).chat.completions.create(
+                    model=MODEL_ID, messages=[{"role": "user", "content": CAPACITY}], stream=True)
+                next(iter(stream))  # the role chunk: the request is admitted and its work started
+                stream.close()
+            else:
+                usual, state.settings = state.settings, dataclasses.replace(state.settings, serve_request_timeout_s=1.0)
+                try:
+                    with pytest.raises(openai.InternalServerError) as late:
+                        ask(server, CAPACITY, model=MODEL_ID)
+                finally:
+                    state.settings = usual
+                assert late.value.status_code == 504 and late.value.body["type"] == "timeout"
+            wait_for(server, lambda h: h["jobs"]["cancelling"] == 1, f"{gone}: the work was not told to stop")
+        finally:
+            model._lock.release()
+        health = wait_for(server, lambda h: h["jobs"]["running"] == 0, f"{gone}: the work did not stop")
+        assert health["queues"]["generation"]["in_flight"] == 0
+        assert health["jobs"]["stopped_early"] == stopped + 1, gone  # before its answer, not at its end
+        stopped += 1
