@@ -2,6 +2,7 @@
 as the real client, one Pipeline for the module (the shipped models, nothing faked)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import socket
@@ -42,19 +43,28 @@ def server(settings, pipeline):
     a time (no queue), so that a second model answer is refused while one runs."""
     served = dataclasses.replace(settings, generator="local", api_key=KEY, serve_generators=1, serve_max_queue=0)
     app = create_app(served, pipeline=pipeline, warm_generator=False)
+    with running(app) as base:
+        yield base, app
+
+
+@contextlib.contextmanager
+def running(app, lifespan: str = "on"):
+    """``app`` on uvicorn on 127.0.0.1:<free port>, in a thread; yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not uv.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
 
 
 def client(server, key: str = KEY) -> openai.OpenAI:
@@ -72,9 +82,9 @@ def http(server, method: str, path: str, body: bytes | None = None, key: str | N
     request = urllib.request.Request(server[0] + path, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read()), dict(response.headers)
+            return response.status, json.loads(response.read()), {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), dict(error.headers)
+        return error.code, json.loads(error.read()), {k.lower(): v for k, v in error.headers.items()}
 
 
 def plain(value):
@@ -289,3 +299,30 @@ def test_a_gone_client_or_a_timeout_stops_the_work_and_frees_the_slot(server, se
         assert health["queues"]["generation"]["in_flight"] == 0
         assert health["jobs"]["stopped_early"] == stopped + 1, gone  # before its answer, not at its end
         stopped += 1
+
+
+def preflight(base: str, origin: str) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{base}/v1/chat/completions", method="OPTIONS", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}
+
+
+def test_cors_is_off_unless_configured_and_requests_wait_for_the_index(server, settings):
+    """CORS answers only the configured origins (the main server has none); a server whose index is not
+    loaded yet (no startup here) answers 503 with Retry-After, as JSON."""
+    status, headers = preflight(server[0], "https://newsroom.example")
+    assert "access-control-allow-origin" not in headers and status == 401  # no CORS: a preflight is a request
+    configured = dataclasses.replace(settings, api_key=KEY, serve_cors_origins="https://newsroom.example")
+    with running(create_app(configured), lifespan="off") as base:
+        status, headers = preflight(base, "https://newsroom.example")
+        assert status == 200 and headers["access-control-allow-origin"] == "https://newsroom.example"
+        assert "access-control-allow-origin" not in preflight(base, "https://elsewhere.example")[1]
+        got, body, headers = http((base,), "POST", "/v1/chat/completions",
+                                  json.dumps({"messages": [{"role": "user", "content": KAROT}]}).encode())
+        assert got == 503 and body["error"]["type"] == "service_unavailable" and headers["retry-after"] == "5"
+        assert http((base,), "GET", "/healthz")[1]["status"] == "loading"
