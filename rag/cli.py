@@ -418,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also transformers' GGUF loader in fp32 / bfloat16 / torch.compile (slow)")
     bench.add_argument("--concurrency", action="store_true",
                        help="also run the concurrency test with the local generator (slow)")
+    bench.add_argument("--stores", type=positive_int, nargs="?", const=100_000, metavar="N",
+                       help="only section 6: FAISS flat / HNSW and Milvus (milvus-lite) at N vectors (default 100000)")
     bench.add_argument("--serve", action="store_true",
                        help="only section 5: `rag serve` over HTTP at 1/4/16 clients, extractive and local (slow)")
     bench.add_argument("--questions", type=positive_int, help="only the first N development questions")
@@ -454,7 +456,7 @@ def cmd_bench(args, settings: config.Settings) -> int:
     try:
         run_bench(BenchOptions(quick=args.quick, scales=tuple(args.scale), generators=args.generators,
                                concurrency_local=args.concurrency, out=Path(args.out), questions=args.questions,
-                               serve=args.serve, generator=args.generator,
+                               serve=args.serve, stores=args.stores, generator=args.generator,
                                json_out=Path(args.json) if args.json else None), settings)
     except FileNotFoundError as error:
         raise UserError(str(error)) from None

@@ -38,6 +38,9 @@ MAX_TOP_K = 16_384  # Milvus's limit on one search's top-k (and on a query's lim
 # ef ≥ the top-k asked, so ef grows with n.
 HNSW_PARAMS = {"M": 32, "efConstruction": 40}
 HNSW_EF = 128
+# The Milvus index for the FAISS type the setting resolves to (``auto``: flat up to FLAT_MAX_VECTORS): the
+# report's 198 vectors are searched exactly in both stores, so both give the same rows. IVF stays FAISS's.
+MILVUS_INDEX_TYPES = {"flat": "FLAT", "hnsw": "HNSW"}
 CONNECT_TIMEOUT_S = 10.0  # a refused port fails at once; an unreachable host would otherwise hang
 
 
@@ -93,10 +96,9 @@ class FaissStore:
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
-            wanted = min(n + len(self._removed), self.index.ntotal)
-            if not self._removed:
-                return self.index.search(queries, wanted) if wanted else _pad([[]] * len(queries), n)
-            scores, rows = self.index.search(queries, wanted)
+            if not self._removed:  # faiss pads with -1 itself when n > ntotal
+                return self.index.search(queries, n) if n > 0 else _pad([[]] * len(queries), n)
+            scores, rows = self.index.search(queries, n + len(self._removed))
             removed = self._removed
         found = [[(float(s), int(r)) for s, r in zip(srow, rrow) if r >= 0 and int(r) not in removed]
                  for srow, rrow in zip(scores, rows)]
@@ -144,7 +146,13 @@ def open_store(settings: config.Settings, vectors: np.ndarray | None = None, key
         return open_faiss(settings, vectors, keys, index)
     if vectors is None:
         vectors = _vectors_of(index)
-    return open_milvus(uri, np.ascontiguousarray(vectors, dtype=np.float32), keys)
+    from rag.index import resolve_index_type
+
+    kind = resolve_index_type(settings.index_type, len(vectors))
+    if kind not in MILVUS_INDEX_TYPES:
+        raise VectorStoreUnavailable(f"RAG_INDEX_TYPE={settings.index_type} has no Milvus counterpart here; "
+                                     f"use auto, flat or hnsw with RAG_VECTOR_STORE={settings.vector_store}")
+    return open_milvus(uri, np.ascontiguousarray(vectors, dtype=np.float32), keys, kind)
 
 
 def _vectors_of(index) -> np.ndarray:
@@ -166,20 +174,20 @@ def milvus_installed(uri: str) -> None:
                                      f"{Path(uri).expanduser().resolve().parent} does not exist; create it first")
 
 
-def collection_name(keys: list[str], dim: int) -> str:
-    """The same vectors (by key) give the same name, so replicas over one index share one collection."""
+def collection_name(keys: list[str], dim: int, kind: str = "hnsw") -> str:
+    """The same vectors (by key) and index give the same name: replicas over one index share a collection."""
     digest = hashlib.sha256("\n".join(sorted(keys)).encode("utf-8")).hexdigest()[:16]
-    return f"rag_{dim}d_{digest}"
+    return f"rag_{dim}d_{kind}_{digest}"
 
 
-def open_milvus(uri: str, vectors: np.ndarray, keys: list[str] | None = None) -> MilvusStore:
+def open_milvus(uri: str, vectors: np.ndarray, keys: list[str] | None = None, kind: str = "hnsw") -> MilvusStore:
     """Connect, create the collection when missing, then insert only the rows it lacks and delete extras."""
     milvus_installed(uri)
     keys = list(keys) if keys is not None else content_keys(vectors)
     _check_keys(keys, len(vectors))
     if any(len(key) > MAX_KEY_CHARS for key in keys):
         raise ValueError(f"vector keys must be at most {MAX_KEY_CHARS} characters")
-    store = MilvusStore(_connect(uri), collection_name(keys, vectors.shape[1]), uri, keys)
+    store = MilvusStore(_connect(uri), collection_name(keys, vectors.shape[1], kind), uri, keys, kind)
     store.guarded(lambda: store.sync(vectors), "prepare the collection")
     return store
 
@@ -190,6 +198,8 @@ def _connect(uri: str):
 
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # its failures reach the user as one line
     logging.getLogger("pymilvus.client.iterator").setLevel(logging.ERROR)  # milvus-lite: "client-side ts"
+    if uri.endswith(".db"):  # milvus-lite's in-process gRPC server logs a traceback for each RPC it lacks
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # (AllocTimestamp, asked by iterators)
     try:
         return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT_S)
     except MilvusException as error:
@@ -206,15 +216,16 @@ def _unreachable(uri: str, error: Exception) -> str:
 
 
 class MilvusStore:
-    """One Milvus collection: VARCHAR primary key + FLOAT_VECTOR, HNSW, inner product (= cosine: the
+    """One Milvus collection: VARCHAR primary key + FLOAT_VECTOR, FLAT or HNSW as the FAISS store would
+    choose (``kind``), inner product (= cosine: the
     embedders' vectors are normalised, and IP keeps the scores identical to FAISS's IndexFlatIP).
 
     Every call to the client holds one lock: pymilvus does not document MilvusClient as thread-safe (its
     issue #2832 still asks for the guidance) and milvus-lite serialises writes to a collection anyway.
     Searches of other replicas run in parallel on the server; within a replica they queue (~1 ms each)."""
 
-    def __init__(self, client, name: str, uri: str, keys: list[str]):
-        self.client, self.name, self.uri = client, name, uri
+    def __init__(self, client, name: str, uri: str, keys: list[str], kind: str = "hnsw"):
+        self.client, self.name, self.uri, self.kind = client, name, uri, kind
         self._keys: list[str | None] = list(keys)  # row → key (None once removed)
         self._rows = {key: row for row, key in enumerate(keys)}
         self._lock = threading.Lock()
@@ -268,7 +279,13 @@ class MilvusStore:
 
     def _create_index(self) -> None:
         index_params = self.client.prepare_index_params()
-        index_params.add_index(field_name=VECTOR_FIELD, index_type="HNSW", metric_type="IP", params=HNSW_PARAMS)
+        params = HNSW_PARAMS if self.kind == "hnsw" else {}
+        index_params.add_index(field_name=VECTOR_FIELD, index_type=MILVUS_INDEX_TYPES[self.kind], metric_type="IP",
+                               params=params)
+        # pymilvus 3 sends M and efConstruction as keys of their own; milvus-lite 3.2.2 reads build params
+        # only from a JSON "params" key (older pymilvus's form) and silently built M=16 / efConstruction
+        # 200 without it (recall@10 0.73 at 100k). A Milvus server reads both forms; the values agree.
+        index_params[0]._configs["params"] = dict(params)
         self.client.create_index(self.name, index_params)
 
     def _stored_keys(self) -> set[str]:
@@ -294,7 +311,7 @@ class MilvusStore:
         limit = min(n, MAX_TOP_K, len(self))
         if limit <= 0:
             return _pad([[]] * len(queries), n)
-        params = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, limit)}}
+        params = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, limit)} if self.kind == "hnsw" else {}}
         results = self.guarded(lambda: self.client.search(
             self.name, data=np.asarray(queries, dtype=np.float32).tolist(), limit=limit,
             search_params=params, output_fields=[KEY_FIELD]), "search")

@@ -46,6 +46,18 @@ def test_faiss_and_milvus_lite_give_the_same_top10(settings, report, tmp_path):
     np.testing.assert_allclose(m_scores, f_scores, atol=1e-4)  # inner product in both
     tie = np.isclose(m_scores, f_scores, atol=1e-6)
     assert ((m_rows == f_rows) | tie).all()  # a different row only where two rows score the same (duplicates)
+    assert milvus_store.kind == "flat"  # `auto` below FLAT_MAX_VECTORS: exact in Milvus too
+
+
+def test_milvus_lite_hnsw_finds_the_exact_neighbours(settings, report, tmp_path):
+    """With index_type=hnsw (as `auto` chooses past 50k vectors): HNSW M=32 in Milvus, near-exact here."""
+    _, vectors = report
+    queries = vectors[198::7][:300]
+    _, exact = open_vector_store(dataclasses.replace(settings, index_type="flat"), vectors).search(queries, 10)
+    store = open_vector_store(dataclasses.replace(_milvus(settings, tmp_path), index_type="hnsw"), vectors)
+    assert store.kind == "hnsw" and store.client.describe_index(store.name, "vector")["params"]["M"] == 32
+    _, found = store.search(queries, 10)
+    assert np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)]) >= 0.97
 
 
 @pytest.mark.parametrize("backend", ["faiss", "milvus"])
@@ -64,6 +76,8 @@ def test_add_and_remove(settings, report, tmp_path, backend):
     _, rows = store.search(np.stack([new[1], base[0]]), 5)
     assert 199 not in rows and 0 not in rows
     assert rows.shape == (2, 5) and (rows >= 0).all()
+    _, rows = store.search(new[:1], 210)  # more than it holds: padded with -1, like faiss
+    assert rows.shape == (1, 210) and (rows[0, :199] >= 0).all() and (rows[0, 199:] == -1).all()
     with pytest.raises(ValueError, match="already"):
         store.add(["new-a"], new[:1])
 
@@ -130,3 +144,20 @@ def test_missing_packages_and_folders_name_the_fix(settings, report, monkeypatch
     monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
     with pytest.raises(VectorStoreUnavailable, match="does not exist; create it first"):
         open_vector_store(_milvus(settings, tmp_path / "absent"), report[1][:10])
+
+
+def test_bench_stores_measures_every_store_and_keeps_its_section(settings, tmp_path):
+    """`rag bench --stores N` at a tiny N: three stores measured, section 6 written and kept by full runs."""
+    from rag.bench.common import BenchOptions
+    from rag.bench.stores import HEADING, keep_stores_section, run_stores_section
+
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\n## 5. Other\n\nkept\n", encoding="utf-8")
+    section = run_stores_section(BenchOptions(quick=True, stores=1500, out=out), settings)["stores"]
+    rows = {row["store"]: row for row in section["stores"]}
+    assert list(rows) == ["FAISS flat", "FAISS HNSW", "Milvus (milvus-lite)"] and section["n"] == 1500
+    assert rows["FAISS flat"]["recall"] == 1.0 and rows["Milvus (milvus-lite)"]["recall"] > 0.9
+    assert rows["Milvus (milvus-lite)"]["reopen_inserted"] == 0
+    text = out.read_text(encoding="utf-8")
+    assert "kept" in text and HEADING in text and "| Milvus (milvus-lite) |" in text
+    assert HEADING in keep_stores_section(text, "# Benchmarks\n\n## 1. Pipeline\n")

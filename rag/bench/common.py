@@ -30,6 +30,7 @@ class BenchOptions:
     generators: bool = False  # also transformers fp32 / bf16 / torch.compile (slow)
     concurrency_local: bool = False  # also the concurrency test with the local generator (slow)
     serve: bool = False  # only section 5: a `rag serve` process over HTTP (rag/bench/serve.py)
+    stores: int | None = None  # only section 6: FAISS and Milvus vector stores at this size (rag/bench/stores.py)
     out: Path = DEFAULT_OUT
     questions: int | None = None  # first N development questions (default: all; quick: 3)
     generator: str | None = None  # generator of the stage measurements (default: the configured one)

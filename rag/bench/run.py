@@ -27,6 +27,10 @@ def run_bench(options: BenchOptions, settings: config.Settings | None = None) ->
         from rag.bench.serve import run_serve_section
 
         return run_serve_section(options, settings)
+    if options.stores:  # section 6 alone: FAISS flat / HNSW and Milvus (milvus-lite) at N vectors
+        from rag.bench.stores import run_stores_section
+
+        return run_stores_section(options, settings)
     started = time.perf_counter()
     results: dict = {"command": ["rag", "bench", *_argv(options)], "options": _jsonable(dataclasses.asdict(options))}
     results["machine"] = machine_info()
@@ -81,9 +85,10 @@ def _write_report(results: dict, options: BenchOptions, started: float) -> None:
     plots = write_plots(results, out.parent)
     results["plots"] = plots
     from rag.bench.serve import keep_section
+    from rag.bench.stores import keep_stores_section
 
     old = out.read_text(encoding="utf-8") if out.exists() else ""
-    out.write_text(keep_section(old, render_markdown(results, plots)), encoding="utf-8")
+    out.write_text(keep_stores_section(old, keep_section(old, render_markdown(results, plots))), encoding="utf-8")
     say(f"\nwrote {out} and {', '.join(plots) or 'no plots'} in {results['seconds'] / 60:.1f} min")
 
 
@@ -99,6 +104,8 @@ def _argv(options: BenchOptions) -> list[str]:
         argv.append("--concurrency")
     if options.serve:
         argv.append("--serve")
+    if options.stores:
+        argv += ["--stores", str(options.stores)]
     if options.questions:
         argv += ["--questions", str(options.questions)]
     if options.generator:
