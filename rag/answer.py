@@ -390,8 +390,10 @@ class Pipeline:
         holding = [c for c, e in zip(citations, selection.sentences) if e.holds_asked] or citations
         quoted = [dataclasses.replace(c, supported=True) for c in holding[:MAX_QUOTED]]
         body = " ".join(f"{_quote(c, language)}[{c.marker}]" for c in quoted)
-        label = prompts.localized(prompts.EXTRACTIVE_LABELS, language)
-        lead = _value_lead(selection, quoted, language)
+        report = all(c.source.get("collection", config.REPORT_SLUG) == config.REPORT_SLUG for c in quoted)
+        label = prompts.localized(prompts.EXTRACTIVE_LABELS if report else prompts.DOCUMENT_LABELS, language)
+        # a user's own document is not the report: "According to the documents: …"
+        lead = _value_lead(selection, quoted, language, prompts.VALUE_LEADS if report else prompts.DOCUMENT_VALUE_LEADS)
         timings["total_ms"] = _ms(start)
         return Answer(question, language, f"{lead}{label} {body}", False, quoted,
                       EXTRACTIVE if spec == EXTRACTIVE else f"{EXTRACTIVE} (fallback from {spec})",
@@ -404,7 +406,8 @@ def _context(selection: EvidenceSelection) -> str:
                      for e in selection.sentences)
 
 
-def _value_lead(selection: EvidenceSelection, quoted: list[Citation], language: str) -> str:
+def _value_lead(selection: EvidenceSelection, quoted: list[Citation], language: str,
+                leads: dict[str, str] = prompts.VALUE_LEADS) -> str:
     """"Selon le rapport : 720 MW. " when the quoted sentences state exactly one value of the asked kind, in
     their Chinese and in their English (so the value read is the one they give), else ""."""
     if selection.asked.kind is None or not quoted:
@@ -420,7 +423,7 @@ def _value_lead(selection: EvidenceSelection, quoted: list[Citation], language: 
     same = [m for c in quoted for m in units.measures(getattr(c, f"sentence_{side}")) if m.base == base]
     shown = held[side][0] if side in held else (same or next(iter(held.values())))[0]
     value = f"{shown.quantity.text.strip()}{shown.unit}"
-    return prompts.localized(prompts.VALUE_LEADS, language).format(value=value) + " "
+    return prompts.localized(leads, language).format(value=value) + " "
 
 
 def _ms(start: float) -> float:

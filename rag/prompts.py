@@ -98,6 +98,17 @@ VALUE_LEADS = {
     "ja": "報告書によれば：{value}。", "ar": "وفقًا للتقرير: {value}.",
 }
 
+# The same two when a quoted sentence comes from a user's own document (rag/collections.py), not the report.
+DOCUMENT_VALUE_LEADS = {
+    "zh": "据文档：{value}。", "en": "According to the documents: {value}.", "fr": "Selon les documents : {value}.",
+    "es": "Según los documentos: {value}.", "de": "Laut den Dokumenten: {value}.", "ru": "Согласно документам: {value}.",
+    "ja": "文書によれば：{value}。", "ar": "وفقًا للوثائق: {value}.",
+}
+DOCUMENT_LABELS = {
+    "zh": "文档原文：", "en": "From the documents:", "fr": "Extrait des documents :", "es": "De los documentos:",
+    "de": "Aus den Dokumenten:", "ru": "Из документов:", "ja": "文書の原文：", "ar": "من الوثائق:",
+}
+
 # Label of an answer made of quoted report sentences (no language model, or its answer failed a check).
 EXTRACTIVE_LABELS = {
     "zh": "报告原文：",

@@ -420,3 +420,12 @@ def test_app_lists_searches_cites_and_removes_a_document(tmp_path, files, monkey
         at.sidebar.button(key=f"remove-{added.document['id']}").click().run()
         assert not at.exception and collections.documents(settings) == []
         assert not at.sidebar.multiselect  # only the report left: nothing to choose
+
+
+def test_a_quote_from_a_document_is_not_labelled_as_the_report(pipeline):
+    from rag import prompts
+
+    answer = pipeline.ask("How many workers will the Kisumu solar site employ at peak construction?",
+                          generator="extractive")
+    assert answer.outcome == "quoted" and prompts.DOCUMENT_LABELS["en"] in answer.answer
+    assert "the report" not in answer.answer
