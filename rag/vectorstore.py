@@ -217,12 +217,12 @@ def _unreachable(uri: str, error: Exception) -> str:
 
 class MilvusStore:
     """One Milvus collection: VARCHAR primary key + FLOAT_VECTOR, FLAT or HNSW as the FAISS store would
-    choose (``kind``), inner product (= cosine: the
-    embedders' vectors are normalised, and IP keeps the scores identical to FAISS's IndexFlatIP).
+    choose (``kind``), inner product (= cosine: the embedders' vectors are normalised, and IP keeps the
+    scores identical to FAISS's IndexFlatIP).
 
     Every call to the client holds one lock: pymilvus does not document MilvusClient as thread-safe (its
     issue #2832 still asks for the guidance) and milvus-lite serialises writes to a collection anyway.
-    Searches of other replicas run in parallel on the server; within a replica they queue (~1 ms each)."""
+    Searches of other replicas run in parallel on the server; within a replica they queue."""
 
     def __init__(self, client, name: str, uri: str, keys: list[str], kind: str = "hnsw"):
         self.client, self.name, self.uri, self.kind = client, name, uri, kind
@@ -253,6 +253,8 @@ class MilvusStore:
         if created:
             self._create(vectors.shape[1])
         else:
+            if not self.client.list_indexes(self.name):  # its creator stopped before indexing it
+                self._create_index()
             self.client.load_collection(self.name)  # one found on disk or on the server may be released
         stored = set() if created else self._stored_keys()
         missing = [row for row, key in enumerate(self._keys) if key not in stored]

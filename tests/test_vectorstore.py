@@ -97,6 +97,22 @@ def test_reopening_a_milvus_lite_file_inserts_nothing(settings, report, tmp_path
     assert open_vector_store(chosen, vectors[:400]).name != first.name  # other vectors: another collection
 
 
+def test_a_collection_left_unindexed_is_finished_on_open(settings, report, tmp_path):
+    """A creator that stopped after inserting some rows, before indexing: the next opener completes it."""
+    from rag.vectorstore import _connect, collection_name
+
+    _, vectors = report
+    vectors = vectors[:300]
+    keys, uri = content_keys(vectors), str(tmp_path / "rag.db")
+    stopped = MilvusStore(_connect(uri), collection_name(keys, vectors.shape[1], "flat"), uri, keys, "flat")
+    stopped._create(vectors.shape[1])
+    stopped._insert(keys[:100], vectors[:100], upsert=False)
+    store = open_vector_store(_milvus(settings, tmp_path), vectors)
+    assert store.name == stopped.name and store.synced == {"inserted": 200, "removed": 0}
+    assert store.client.list_indexes(store.name) == ["vector"]
+    assert store.search(vectors[:3], 1)[1][:, 0].tolist() == [0, 1, 2]
+
+
 def test_retriever_on_milvus_lite_finds_what_the_default_finds(settings, retriever, dev_questions, tmp_path):
     from rag.retrieval import Retriever
 
