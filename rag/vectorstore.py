@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import logging
 import threading
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -211,8 +212,9 @@ def _unreachable(uri: str, error: Exception) -> str:
     if uri.endswith(".db"):
         return (f"cannot open the milvus-lite file {uri} ({reason}). milvus-lite serves one process per file: "
                 f"is another process using it? Several processes need a Milvus server (docs/scaling.md)")
+    host = urllib.parse.urlparse(uri).hostname or "localhost"
     return (f"cannot reach Milvus at {uri} ({reason}). Check that the server is running and listening there "
-            f"(docker ps; curl {uri.rstrip('/')}/healthz on its port 9091), and the host, port and token")
+            f"(docker ps; curl http://{host}:9091/healthz), and the host, port and token")
 
 
 class MilvusStore:
