@@ -74,8 +74,15 @@ class EvidenceSelector:
         sentences = [s.sentence for s in retriever.index.sentences]
         self._zh_tokens = [set(keywords_zh(s.zh)) for s in sentences]
         self._en_tokens = [set(tokenize_en(s.en)) for s in sentences]
-        self._df_zh = _document_frequency(self._zh_tokens)
-        self._df_en = _document_frequency(self._en_tokens)
+        # Keyword weights (IDF): the report's sentences are scored with the report's statistics only, so adding
+        # a user's document (rag/collections.py) never changes them; a document's sentences with everything's.
+        self._is_doc = [bool(retriever.chunks[s.chunk].collection) for s in retriever.index.sentences]
+        report = [i for i, doc in enumerate(self._is_doc) if not doc]
+        self._df_zh = _document_frequency([self._zh_tokens[i] for i in report])
+        self._df_en = _document_frequency([self._en_tokens[i] for i in report])
+        self._documents = len(report)
+        self._df_all = ((_document_frequency(self._zh_tokens), _document_frequency(self._en_tokens), len(sentences))
+                        if any(self._is_doc) else (self._df_zh, self._df_en, self._documents))
         self._zh_context, self._en_context = self._contexts(retriever)
         # What each sentence's numbers count, once per corpus (both languages: a count's noun is compared
         # in the question's language).
@@ -122,8 +129,8 @@ class EvidenceSelector:
     def keyword_weights(self, question: str) -> tuple[dict[str, float], dict[str, float]]:
         """IDF weights of the question's own keywords (no glossary expansion), Chinese and English side:
         computed once per question, then held against any number of texts with ``coverage``."""
-        return (_idf_weights(keywords_zh(question), self._df_zh, len(self._zh_tokens)),
-                _idf_weights(tokenize_en(question), self._df_en, len(self._en_tokens)))
+        return (_idf_weights(keywords_zh(question), self._df_zh, self._documents),
+                _idf_weights(tokenize_en(question), self._df_en, self._documents))
 
     def select(self, result: SearchResult) -> EvidenceSelection:
         """The 1–3 best sentences, the answerability score, and every scored sentence (best first)."""
@@ -132,15 +139,19 @@ class EvidenceSelector:
         # A side counts only when the question itself has words on it: the glossary expansion alone
         # (a Chinese question's English project name) would match every sentence of the box.
         zh_own, en_own = keywords_zh(question), tokenize_en(question)
-        zh_weights = _idf_weights(zh_own + keywords_zh(" ".join(zh_terms)), self._df_zh, len(self._zh_tokens)) if zh_own else {}
-        en_weights = _idf_weights(en_own + tokenize_en(" ".join(en_terms)), self._df_en, len(self._en_tokens)) if en_own else {}
+        zh_all, en_all = zh_own + keywords_zh(" ".join(zh_terms)), en_own + tokenize_en(" ".join(en_terms))
+        by_doc = {}  # False: the report's sentences' weights; True: a user's document's (rag/collections.py)
+        for doc, (df_zh, df_en, count) in ((False, (self._df_zh, self._df_en, self._documents)), (True, self._df_all)):
+            by_doc[doc] = (_idf_weights(zh_all, df_zh, count) if zh_own else {},
+                           _idf_weights(en_all, df_en, count) if en_own else {},
+                           (_idf_weights(zh_own, df_zh, count), _idf_weights(en_own, df_en, count)))
+        zh_weights, en_weights, _ = by_doc[False]
         wanted = asked_of(question)
-        own = (_idf_weights(zh_own, self._df_zh, len(self._zh_tokens)),
-               _idf_weights(en_own, self._df_en, len(self._en_tokens)))  # = keyword_weights(question)
         weights = self.settings
         scored: list[Evidence] = []
         for rank, hit in enumerate(result.hits, start=1):
             for position in self.retriever.sentences_of.get(hit.position, []):
+                zh_weights, en_weights, own = by_doc[self._is_doc[position]]  # own = keyword_weights(question)
                 sentence = self.retriever.index.sentences[position].sentence
                 meaning = float(result.sentence_scores[position]) if result.sentence_scores is not None else 0.0
                 words = max(_coverage(zh_weights, self._zh_context[position]),

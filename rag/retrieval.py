@@ -65,6 +65,19 @@ def _bm25_ranking(model: bm25s.BM25, tokens: list[str], limit: int) -> list[int]
     return [int(i) for i in order if scores[i] > 0]
 
 
+def _merged_ranking(tables: list[tuple[int, bm25s.BM25]], tokens: list[str], limit: int) -> list[int]:
+    """Positions of the best-scoring chunks over (first row taken, table) pairs, best first; with one table,
+    exactly ``_bm25_ranking``'s order."""
+    if not tokens:  # bm25s cannot score an empty query (e.g. a question of punctuation only)
+        return []
+    scored = []
+    for first, model in tables:
+        scores = model.get_scores(tokens)
+        scores[:first] = 0
+        scored += [(float(scores[i]), int(i)) for i in np.argsort(-scores)[:limit] if scores[i] > 0]
+    return [position for _, position in sorted(scored, key=lambda pair: -pair[0])][:limit]
+
+
 def rrf(rankings: dict[str, list[int]], weights: dict[str, float], k: int) -> list[tuple[int, float, dict]]:
     """Weighted reciprocal-rank fusion: score(d) = Σ weight_r / (k + rank_r(d))."""
     fused: dict[int, float] = {}
@@ -89,8 +102,15 @@ class Retriever:
         self._chunk_collections = np.array([c.source["collection"] for c in self.chunks])
         self.embedder = get_embedder(self.settings.embedder, self.settings.cache_dir)
         self.glossary = load_glossary(self.settings.glossary_file)
-        self._bm25_zh = _bm25([tokenize_zh(c.embed_text("zh")) for c in self.chunks])
-        self._bm25_en = _bm25([tokenize_en(c.embed_text("en")) for c in self.chunks]) if self.has_english else None
+        # BM25 rankings merged by score from two tables: the report's chunks scored by the report's table,
+        # exactly as without documents (adding a document never changes the report's term statistics); the
+        # user's documents' chunks by a table of everything, whose statistics are close to the report's, so
+        # that their scores compare (a table of the documents alone has far lower IDFs).
+        report = sum(1 for c in self.chunks if not c.collection)
+        parts = [(0, self.chunks[:report])] + ([(report, self.chunks)] if report < len(self.chunks) else [])
+        self._bm25_zh = [(first, _bm25([tokenize_zh(c.embed_text("zh")) for c in part])) for first, part in parts]
+        self._bm25_en = [(first, _bm25([tokenize_en(c.embed_text("en")) for c in part])) for first, part in parts
+                         if (all(c.en for c in part[:report]) if first == 0 else any(c.en for c in part[report:]))]
         self._sentence_chunks = np.array([s.chunk for s in self.index.sentences], dtype=np.int64)
         self.store = open_vector_store(self.settings, index=self.index.faiss_index)  # its own lock: thread-safe
         self.search("warm-up", 1)  # load the embedder and jieba now, not inside the first question
@@ -143,9 +163,9 @@ class Retriever:
     def lexical_rankings(self, question: str, limit: int,
                          expansion: tuple[list[str], list[str]] | None = None) -> dict[str, list[int]]:
         zh_terms, en_terms = expansion or expand_query(question, self.glossary)
-        rankings = {"bm25_zh": _bm25_ranking(self._bm25_zh, tokenize_zh(" ".join([question, *zh_terms])), limit)}
-        if self._bm25_en is not None:
-            rankings["bm25_en"] = _bm25_ranking(self._bm25_en, tokenize_en(" ".join([question, *en_terms])), limit)
+        rankings = {"bm25_zh": _merged_ranking(self._bm25_zh, tokenize_zh(" ".join([question, *zh_terms])), limit)}
+        if self._bm25_en:
+            rankings["bm25_en"] = _merged_ranking(self._bm25_en, tokenize_en(" ".join([question, *en_terms])), limit)
         return rankings
 
     def search(self, question: str, k: int | None = None, mode: str = "hybrid",

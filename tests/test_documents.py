@@ -429,3 +429,15 @@ def test_a_quote_from_a_document_is_not_labelled_as_the_report(pipeline):
                           generator="extractive")
     assert answer.outcome == "quoted" and prompts.DOCUMENT_LABELS["en"] in answer.answer
     assert "the report" not in answer.answer
+
+
+def test_collection_is_an_option_of_search_ask_chat_and_eval(store):
+    from rag.cli import build_parser
+    from rag.documents_cli import with_collections
+
+    for verb in (["search", "q"], ["ask", "q"], ["chat"], ["eval"]):
+        args = build_parser().parse_args([*verb, "--collection", "a", "--collection", "b"])
+        assert args.collection == ["a", "b"]
+    settings = with_collections(store[0], ["my-documents", config.REPORT_SLUG, "my-documents"])
+    assert settings.collections == f"my-documents,{config.REPORT_SLUG}"
+    assert with_collections(store[0], None) is store[0]
