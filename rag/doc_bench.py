@@ -130,7 +130,7 @@ def time_adds(page_counts: tuple[int, ...] = (10, 100)) -> str:
 
     from rag.embedding import get_embedder
 
-    paragraphs = list(dict.fromkeys(_paragraphs_en() + _licence_paragraphs()))  # distinct: none found in the store
+    paragraphs = list(dict.fromkeys(_paragraphs_en() + _licence_paragraphs() + _manual_paragraphs()))  # distinct
     settings = config.load_settings()
     start = time.perf_counter()
     get_embedder(settings.embedder, settings.cache_dir).encode_passages(["warm-up"])  # as in a running app
@@ -160,6 +160,15 @@ def _licence_paragraphs() -> list[str]:
     folder = Path("/usr/share/common-licenses")
     texts = [p.read_text(errors="ignore") for p in sorted(folder.iterdir()) if p.is_file()] if folder.exists() else []
     return [" ".join(p.split()) for text in texts for p in text.split("\n\n") if len(p.split()) > 5]
+
+
+def _manual_paragraphs() -> list[str]:
+    """The text of the real PDF manuals shipped in /usr/share/doc, paragraph by paragraph."""
+    from pypdf import PdfReader
+
+    paths = [REAL_ENGLISH, Path("/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf")]
+    return [" ".join(p.split()) for path in paths if path.exists() for page in PdfReader(path).pages
+            for p in (page.extract_text() or "").split("\n\n") if len(p.split()) > 5]
 
 
 def _take_pages(path: Path, paragraphs: list[str], pages: int) -> str:

@@ -441,3 +441,30 @@ def test_collection_is_an_option_of_search_ask_chat_and_eval(store):
     settings = with_collections(store[0], ["my-documents", config.REPORT_SLUG, "my-documents"])
     assert settings.collections == f"my-documents,{config.REPORT_SLUG}"
     assert with_collections(store[0], None) is store[0]
+
+
+def test_adding_a_document_does_not_block_questions(pipeline, tmp_path):
+    """An add (another session's) embeds in batches; questions asked meanwhile are answered between them."""
+    import threading
+    import time
+
+    from rag import collections
+
+    pages = [[f"{paragraph} (Annex {n}.)" for paragraph in page] for n in range(3) for page in OWN["pages"]]
+    path = make_pdf(tmp_path / "annexes.pdf", pages, "Kisumu annexes")
+    stages: list[tuple[str, float]] = []
+    with data_dir(tmp_path / "store") as settings:
+        adder = threading.Thread(target=collections.add_paths, args=(settings, [path]),
+                                 kwargs={"progress": lambda name, stage, f: stages.append((stage, time.perf_counter()))})
+        adder.start()
+        answered = []
+        while adder.is_alive():
+            start = time.perf_counter()
+            pipeline.retriever.search("How many workers at peak construction in Kisumu?", 5)
+            answered.append((start, time.perf_counter()))
+        adder.join()
+    times = dict(stages)  # the last time of each stage
+    assert sum(stage == "embedding" for stage, _ in stages) >= 3  # two batches or more, then 100%
+    during = [(a, b) for a, b in answered if times["cutting"] < a and b < times["done"]]
+    assert len(during) >= 2, (stages, answered)  # answered between batches, not after the add
+    assert max(b - a for a, b in during) < 10  # at most a batch's wait, never the whole add
