@@ -468,3 +468,17 @@ def test_adding_a_document_does_not_block_questions(pipeline, tmp_path):
     during = [(a, b) for a, b in answered if times["cutting"] < a and b < times["done"]]
     assert len(during) >= 2, (stages, answered)  # answered between batches, not after the add
     assert max(b - a for a, b in during) < 10  # at most a batch's wait, never the whole add
+
+
+def test_a_folder_adds_its_supported_files(tmp_path, files):
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    make_markdown(folder / "sub" / "notes.md")
+    (folder / "README.txt").write_text("The Garissa solar plant in Kenya has 206,272 panels.\n", encoding="utf-8")
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")  # not a document: skipped, not an error
+    code, results, err = rag_json("add", str(folder), "--collection", "field-notes", data=tmp_path / "store")
+    assert code == 0 and [r["name"] for r in results] == ["README.txt", "notes.md"], err
+    code, out, _ = rag("docs", data=tmp_path / "store")
+    assert code == 0 and out.count("field-notes") == 2
+    code, _, err = rag("add", str(folder), "--collection", config.REPORT_SLUG, data=tmp_path / "store")
+    assert code == 2 and "built-in report" in err
