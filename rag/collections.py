@@ -44,6 +44,7 @@ COLLECTION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Texts embedded per call: small enough that a question asked meanwhile in another session waits for at
 # most one batch on the shared embedder (~0.5 s on 2 cores), large enough to keep the embedder efficient.
 EMBED_BATCH = 32
+CHUNK_VECTORS = "mean"  # see _document_vectors
 Progress = Callable[[str, str, float], None]  # (file name, stage: reading|cutting|embedding|done, 0..1)
 
 
@@ -191,8 +192,7 @@ def _add_one(settings, name, path, data, collection, report) -> AddResult:
     doc_id = "d" + document.sha256[:10]
     chunks = document_chunks(document, doc_id, collection, settings.chunk_min_chars, settings.chunk_max_chars)
     sentences = [(i, s) for i, chunk in enumerate(chunks) for s in chunk_sentences(chunk)]
-    texts = [c.embed_text("zh") for c in chunks] + [s.zh for _, s in sentences]
-    keys, vectors = _embed(settings, texts, lambda done: report(name, "embedding", done))
+    keys, vectors = _document_vectors(settings, chunks, sentences, lambda done: report(name, "embedding", done))
     files = _write_document(settings, doc_id, chunks, sentences, keys, vectors)
     record = {
         "id": doc_id, "collection": collection, "name": name, "kind": document.kind, "sha256": document.sha256,
@@ -245,6 +245,35 @@ def _embed(settings: config.Settings, texts: list[str], progress: Callable[[floa
         progress(min(1.0, (start + len(batch)) / len(todo)))
     progress(1.0)
     return keys, np.stack([cache[k] for k in keys]).astype(np.float32)
+
+
+def _document_vectors(settings, chunks, sentences, progress) -> tuple[list[str], np.ndarray]:
+    """One vector per chunk, then one per sentence (the layout of the stored ``.npy``).
+
+    CHUNK_VECTORS "embed": each chunk embedded whole (section path + text), as the report's are.
+    "mean": only the sentences and each distinct section path are embedded; a chunk's vector is the
+    normalised mean of its section's and its sentences' vectors (half the text to embed)."""
+    if CHUNK_VECTORS == "embed":
+        return _embed(settings, [c.embed_text("zh") for c in chunks] + [s.zh for _, s in sentences], progress)
+    chunk_keys = [content_key(settings.embedder, "\x01mean\x01" + c.embed_text("zh")) for c in chunks]
+    stored = _vector_cache(settings)
+    sections = list(dict.fromkeys(" > ".join(c.section_zh) for c, key in zip(chunks, chunk_keys) if key not in stored))
+    keys, vectors = _embed(settings, sections + [s.zh for _, s in sentences], progress)
+    section_rows = {section: i for i, section in enumerate(sections)}
+    sums = np.zeros((len(chunks), vectors.shape[1]))
+    counts = np.zeros(len(chunks))
+    for i, chunk in enumerate(chunks):
+        if (section := " > ".join(chunk.section_zh)) in section_rows:
+            sums[i], counts[i] = vectors[section_rows[section]], 1
+    for row, (chunk, _) in enumerate(sentences, start=len(sections)):
+        sums[chunk] += vectors[row]
+        counts[chunk] += 1
+    means = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    for i, key in enumerate(chunk_keys):  # a chunk the store already holds keeps its stored vector
+        if key in stored:
+            means[i] = stored[key]
+    return chunk_keys + keys[len(sections):], np.concatenate([means, vectors[len(sections):]])
 
 
 def _write_document(settings, doc_id, chunks, sentences, keys, vectors) -> dict[str, str]:

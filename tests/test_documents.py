@@ -450,7 +450,7 @@ def test_adding_a_document_does_not_block_questions(pipeline, tmp_path):
 
     from rag import collections
 
-    pages = [[f"{paragraph} (Annex {n}.)" for paragraph in page] for n in range(3) for page in OWN["pages"]]
+    pages = [[f"{paragraph} (Annex {n}.)" for paragraph in page] for n in range(10) for page in OWN["pages"]]
     path = make_pdf(tmp_path / "annexes.pdf", pages, "Kisumu annexes")
     stages: list[tuple[str, float]] = []
     with data_dir(tmp_path / "store") as settings:
