@@ -407,6 +407,7 @@ def test_app_lists_searches_cites_and_removes_a_document(tmp_path, files, monkey
         assert not at.exception
         captions = "\n".join(c.value for c in at.sidebar.caption)
         assert conv.escape_markdown("expressway.html · my-documents · 2 passages") in captions
+        assert at.get("file_uploader")  # uploads are on by default
         searched = at.sidebar.multiselect(key="collections")
         assert searched.value == [config.REPORT_SLUG, "my-documents"]
         searched.set_value(["my-documents"]).run()
@@ -482,3 +483,19 @@ def test_a_folder_adds_its_supported_files(tmp_path, files):
     assert code == 0 and out.count("field-notes") == 2
     code, _, err = rag("add", str(folder), "--collection", config.REPORT_SLUG, data=tmp_path / "store")
     assert code == 2 and "built-in report" in err
+
+
+def test_uploads_switched_off_leave_a_read_only_panel(tmp_path, files, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from rag import collections
+
+    monkeypatch.setenv("RAG_GENERATOR", "extractive")
+    monkeypatch.setenv("RAG_UPLOADS", "false")
+    with data_dir(tmp_path) as settings:
+        collections.add_paths(settings, [files["html"]])
+        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=600)
+        at.run()
+        assert not at.exception
+        assert not at.get("file_uploader") and not [b for b in at.sidebar.button if (b.key or "").startswith("remove-")]
+        assert "expressway" in "\n".join(c.value for c in at.sidebar.caption)
