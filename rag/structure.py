@@ -157,7 +157,7 @@ def _catalogue(toc: list[dict], sentences: list[dict], glossary: tuple[Term, ...
     named = {QUOTES_RE.sub("", t.zh): t for t in glossary}
     titles = {QUOTES_RE.sub("", t) for row in sentences for t in TITLE_RE.findall(row["zh"])}
     titles |= {QUOTES_RE.sub("", t.zh) for t in glossary if t.zh.startswith("《")}
-    for title in titles:
+    for title in sorted(titles):  # a set's order changes with the process's hash seed: the ids must not
         named.setdefault(title, Term(title, ""))
     for plain, term in sorted(named.items(), key=lambda item: -len(item[0])):
         kind = entry_type(plain) or ("document" if plain in titles else None)

@@ -79,6 +79,24 @@ def test_structure_is_deterministic(settings, structure):
     assert json.dumps(again, ensure_ascii=False) == json.dumps(structure, ensure_ascii=False)
 
 
+@pytest.mark.parametrize("seed", ["1", "2"])
+def test_structure_is_the_committed_one_whatever_the_hash_seed(seed):
+    """A set iterated in string-hash order made the catalogue's ids differ from one `rag build` to the next
+    (PYTHONHASHSEED is random per process): the stored structure must be what any process builds."""
+    import os
+    import subprocess
+    import sys
+
+    from rag import config
+    from rag.index import read_manifest
+
+    code = ("import hashlib, sys; from rag import config; from rag.index import structure_bytes; "
+            "sys.stdout.write(hashlib.sha256(structure_bytes(config.load_settings())).hexdigest())")
+    built = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                           capture_output=True, text=True, check=True).stdout
+    assert built == read_manifest(config.PROJECT_ROOT / "embeddings")["files_sha256"]["structure"]
+
+
 def test_entry_types_from_names():
     assert entry_type("能源基金会") == "institution"
     assert entry_type("昆明生物多样性基金") == "fund"
