@@ -238,8 +238,9 @@ class Pipeline:
 
     def _refusal(self, question, language, selection, chunks, spec, timings, start, outcome=NOT_IN_REPORT,
                  note="") -> Answer:
-        """Not in the report (naming what was asked, the closest passages offered as context, no badge),
-        or out of scope (what the assistant is for, no passages)."""
+        """Not in the report (naming what was asked, the closest passages offered as context, no badge; "the
+        documents searched" when the user's documents were searched too), or out of scope (what the assistant
+        is for, no passages)."""
         unique = list({c.id: c for c in chunks}.values())[:3]
         closest = [from_chunk(number, chunk) for number, chunk in enumerate(unique, start=1)]
         if outcome == OUT_OF_SCOPE:
@@ -248,7 +249,8 @@ class Pipeline:
             phrases = prompts.localized(prompts.ASKED_PHRASES, language)
             subject = self._subject(question, language)
             about = prompts.localized(prompts.ABOUT, language).format(subject=subject) if subject else ""
-            text = prompts.localized(prompts.REFUSALS, language).format(
+            refusals = prompts.REFUSALS_DOCUMENTS if selection.documents else prompts.REFUSALS
+            text = prompts.localized(refusals, language).format(
                 asked=phrases.get(selection.asked.kind, phrases[None]), about=about)
         timings["total_ms"] = _ms(start)
         return Answer(question, language, text, True, [], spec, timings, closest=closest, note=note, outcome=outcome)

@@ -45,6 +45,7 @@ class EvidenceSelection:
     lexical: bool = True  # False when no word of the question can match the report (e.g. Arabic, Russian)
     asked: Asked = Asked(None)
     ranked: tuple[Evidence, ...] = ()  # every scored sentence of the retrieved chunks, best first
+    documents: bool = False  # the search read a user's document too (SearchResult.documents)
 
     @property
     def holds_asked(self) -> bool:
@@ -165,11 +166,11 @@ class EvidenceSelector:
                                        holds or wanted.kind is None))
         scored.sort(key=lambda e: -e.score)
         if not scored:
-            return EvidenceSelection([], 0.0, asked=wanted)
+            return EvidenceSelection([], 0.0, asked=wanted, documents=result.documents)
         chosen = [scored[0]] + [e for e in scored[1:MAX_SENTENCES]
                                 if e.score >= scored[0].score * SECOND_SENTENCE_RATIO]
         return EvidenceSelection(chosen, scored[0].score, lexical=bool(zh_weights or en_weights), asked=wanted,
-                                 ranked=tuple(scored))
+                                 ranked=tuple(scored), documents=result.documents)
 
 
 def coverage(weights: tuple[dict[str, float], dict[str, float]], text: str) -> float:

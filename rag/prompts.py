@@ -40,6 +40,19 @@ REFUSALS = {
     "ja": "報告書には{asked}{about}の記載がありません。参考までに最も近い段落を以下に示します。",
     "ar": "لا يذكر التقرير {asked}{about}. أقرب المقاطع أدناه للسياق فقط.",
 }
+# The same when the user's own documents were searched too (rag/collections.py): not "the report" alone.
+REFUSALS_DOCUMENTS = {
+    "zh": "所检索的文档没有给出{asked}{about}。以下是最接近的段落，仅供参考。",
+    "en": "The documents searched do not give {asked}{about}. The closest passages are below, for context only.",
+    "fr": "Les documents consultés ne donnent pas {asked}{about}. Les passages les plus proches sont ci-dessous, "
+          "pour contexte.",
+    "es": "Los documentos consultados no dan {asked}{about}. Debajo están los pasajes más cercanos, solo como contexto.",
+    "de": "Die durchsuchten Dokumente nennen {asked}{about} nicht. Die nächstliegenden Abschnitte stehen unten, "
+          "nur zur Einordnung.",
+    "ru": "В просмотренных документах нет {asked}{about}. Ниже — наиболее близкие фрагменты, только для контекста.",
+    "ja": "検索した文書には{asked}{about}の記載がありません。参考までに最も近い段落を以下に示します。",
+    "ar": "لا تذكر المستندات التي جرى البحث فيها {asked}{about}. أقرب المقاطع أدناه للسياق فقط.",
+}
 ABOUT = {"zh": "（关于{subject}）", "en": " for {subject}", "fr": " pour {subject}", "es": " sobre {subject}",
          "de": " zu {subject}", "ru": " о {subject}", "ja": "（{subject}について）", "ar": " عن {subject}"}
 # What was asked, by the kind of value the question asks for (rag/asked.py); None: anything else.

@@ -48,6 +48,7 @@ class SearchResult:
     timings_ms: dict[str, float]
     sentence_scores: np.ndarray | None = None  # cosine of the question with every indexed sentence
     expansion: tuple[list[str], list[str]] = ([], [])  # the glossary's zh / en names for the question's
+    documents: bool = False  # a user's document (rag/collections.py) was searched, not the report alone
 
 
 def _bm25(corpus_tokens: list[list[str]]) -> bm25s.BM25:
@@ -119,6 +120,15 @@ class Retriever:
     def has_english(self) -> bool:
         """Any English to search: a user's Chinese document has none, and must not switch off the report's."""
         return any(c.en for c in self.chunks)
+
+    @functools.cached_property
+    def document_collections(self) -> frozenset[str]:
+        """The collections of the user's documents loaded beside the report."""
+        return frozenset(self._chunk_collections.tolist()) - {config.REPORT_SLUG}
+
+    def searches_documents(self, collections: list[str] | None) -> bool:
+        """Whether a search in ``collections`` (None: every one) reads any of the user's documents."""
+        return bool(self.document_collections & set(collections)) if collections else bool(self.document_collections)
 
     def allowed(self, collections: list[str] | None) -> np.ndarray | None:
         """Which chunks the named collections hold (None: all of them, nothing to filter)."""
@@ -204,7 +214,8 @@ class Retriever:
         fused = rrf(rankings, weights, self.settings.rrf_k)[:k]
         timings["fusion_ms"] = (time.perf_counter() - start) * 1000
         hits = [Hit(self.chunks[doc], score, ranks, doc) for doc, score, ranks in fused]
-        return SearchResult(question, detect_language(question), hits, timings, sentence_scores, expansion)
+        return SearchResult(question, detect_language(question), hits, timings, sentence_scores, expansion,
+                            self.searches_documents(collections or self.collections))
 
 
 def search_row(retriever: Retriever, question: str, k: int) -> dict:

@@ -423,6 +423,18 @@ def test_app_lists_searches_cites_and_removes_a_document(tmp_path, files, monkey
         assert not at.sidebar.multiselect  # only the report left: nothing to choose
 
 
+def test_a_refusal_over_documents_does_not_say_the_report_alone(pipeline):
+    """Searched with the user's documents, "not in the report" would be untrue; the report alone, it is."""
+    from rag import prompts
+
+    question = "How many hospitals does the Kisumu Solar Park supply?"
+    answer = pipeline.ask(question, generator="extractive")
+    assert answer.outcome == "not_in_report"
+    assert answer.answer.startswith(prompts.REFUSALS_DOCUMENTS["en"].split(" {")[0])
+    alone = pipeline.ask(question, generator="extractive", collections=[config.REPORT_SLUG])
+    assert alone.refused and "documents searched" not in alone.answer
+
+
 def test_a_quote_from_a_document_is_not_labelled_as_the_report(pipeline):
     from rag import prompts
 
