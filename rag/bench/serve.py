@@ -22,6 +22,10 @@ from rag import config
 from rag.bench.common import BenchOptions, fmt, load_average, machine_info, ms_since, percentiles, say
 
 LEVELS = (1, 4, 16)  # one user, a few, more users than cores (as section 4)
+# Requests per row: enough for a p95 that is not just the maximum (the whole development set for extractive
+# answers, ~0.1 s each; model answers take seconds each, so fewer), and at least two per client.
+EXTRACTIVE_REQUESTS = 38
+MODEL_REQUESTS = 12
 HEADING = "## 5. `rag serve` over HTTP"
 START_TIMEOUT_S = 600  # index, embedder and the local GGUF loaded on a busy machine
 MODELS = {"extractive": "green-silk-rag-extractive", "local": "green-silk-rag"}
@@ -116,7 +120,7 @@ def bench_serve(questions: list[str], generators=("extractive", "local"), levels
             model = MODELS[generator]
             _level(base, model, questions[:2], 1)  # warm: first embedder call, the model's prompt cache
             for clients in levels:
-                count = max(8, 2 * clients) if generator == "extractive" else max(3, clients)
+                count = max(EXTRACTIVE_REQUESTS, 2 * clients) if generator == "extractive" else max(MODEL_REQUESTS, clients)
                 batch = [questions[i % len(questions)] for i in range(count)]
                 row = {"generator": generator, **_level(base, model, batch, clients)}
                 out["rows"].append(row)
@@ -141,8 +145,8 @@ def serve_md(serve: dict, meta: dict) -> list[str]:
              f"`rag bench --serve` on {meta['started_at']}: one `rag serve` process (generator `local`, queues "
              "sized for the largest level), asked over loopback HTTP by the official `openai` client, each "
              "client a thread with one non-streamed request at a time; the questions cycle through the "
-             "development set (refusals included, as users send them). **The 2 cores were shared with other "
-             "work: the load average before and after each row is part of the figure.**", ""]
+             "development set (refusals included, as users send them). **The load average before and after each "
+             "row is part of the figure** (2 cores: anything else running inflates the timings 2–5×).", ""]
     lines += _rows_table(serve["rows"])
     memory = ", ".join(f"{when} **{fmt(m['rss_mb'], 0)} MB** (peak {fmt(m['peak_rss_mb'], 0)})"
                        for when, m in serve["memory"].items())
