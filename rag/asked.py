@@ -42,7 +42,8 @@ ASKED_KINDS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOR
               r"puissance(?: installée)?|capacidad(?: instalada)?|installierte Leistung|Leistung|Kapazität|"
               r"установленн[а-я]* мощност|мощност[ьи]|القدرة المركبة|قدرة|設備容量|出力"),
     ("money", r"总投资|投资额|投资了?多少|投资规模|(?<!装机)规模(?:是|为|有)?多(?:少|大)|融资额|贷款额|金额|造价|多少钱|多少美元|多少元|"
-              r"how much (?:money|did .{0,40}(?:invest|cost|spend))|how much .{0,30}(?:investment|funding|financing)|"
+              r"how much (?:money|did .{0,80}(?:invest|cost|spend))|how much .{0,30}(?:investment|funding|financing)|"
+              r"\b(?:tariffs?|prices?)\b|电价|价格|\btarifs?\b|\bprix\b|\btarifa|\bprecio|\bPreis|\bTarif|тариф|\bцен[аыу]\b|"
               r"what (?:was|is) the (?:total )?(?:investment|cost|value|amount)|montant|combien .{0,30}(?:coût|investi)|"
               r"coût|cuánto .{0,30}(?:invirti|cost)|inversión total|wie viel .{0,30}(?:investiert|gekostet|kostet)|"
               r"Investitionssumme|Kosten|сколько .{0,30}(?:инвест|стоил|стоит)|объ[её]м инвестиций|стоимост|"

@@ -66,6 +66,11 @@ def test_other_languages_compare_units_and_values_not_nouns():
     ("中老铁路什么时候全线开通运营？", "date", ""),
     ("Wie viele Windkraftanlagen umfasst der Windpark?", "count", ""),
     ("Why are the bridges so high?", None, ""),
+    # a long subject between "how much did" and "cost"; a price or tariff is an amount of money too
+    ("How much did the Kisumu solar park's new transmission line cost?", "money", ""),
+    ("What is the electricity tariff of the solar park?", "money", ""),
+    ("风电项目的上网电价是多少？", "money", ""),
+    ("Quel est le prix de l'électricité produite ?", "money", ""),
 ])
 def test_what_a_question_asks_for(question, kind, noun):
     result = asked(question)
