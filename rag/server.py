@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from rag import config
+from rag.collections import version
 from rag.errors import QuestionError, UserError, plain_error
 from rag.server_chat import (EXTRACTIVE_MODEL_ID, MODEL_ID, BadRequest, LiveText, history_of, parse_chat,
                              reply_text, sources_markdown)
@@ -69,6 +70,8 @@ class ServerState:
     generation: Gate | None = None
     executor: ThreadPoolExecutor | None = None
     jobs: Jobs = dataclasses.field(default_factory=Jobs)
+    documents: str = ""  # the version of the user's documents the pipeline was loaded with (rag/collections.py)
+    reloading: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -80,15 +83,12 @@ class ServerState:
 
 def load(state: ServerState, pipeline=None, warm_generator: bool = True) -> None:
     """Load (or adopt) the pipeline, then the generator, once; failures are kept for /healthz."""
-    from rag import followup
     from rag.answer import Pipeline
     from rag.llm import get_generator
 
     try:
-        pipeline = pipeline or Pipeline(state.settings)
-        state.names = followup.names_for(pipeline.retriever)
-        state.known_ids = frozenset(c.id for c in pipeline.retriever.chunks)
-        state.pipeline = pipeline
+        state.documents = version(state.settings)
+        adopt(state, pipeline or Pipeline(state.settings))
     except Exception as error:  # noqa: BLE001 - kept and answered as 503 with its plain message
         log.error("rag serve: the index could not be loaded: %s", plain_error(error))
         state.error = plain_error(error)
@@ -105,11 +105,43 @@ def load(state: ServerState, pipeline=None, warm_generator: bool = True) -> None
         log.warning("rag serve: the generator is unavailable (answers are quoted instead): %s", plain_error(error))
 
 
+def adopt(state: ServerState, pipeline) -> None:
+    """Serve ``pipeline`` from now on (a request already running keeps the one it started with)."""
+    from rag import followup
+
+    state.names = followup.names_for(pipeline.retriever)
+    state.known_ids = frozenset(c.id for c in pipeline.retriever.chunks)
+    state.pipeline = pipeline
+
+
+def refresh_documents(state: ServerState) -> None:
+    """A document added or removed since the pipeline loaded (``rag add``, the app): load a new pipeline in
+    a thread and swap it in; until then requests are answered from the one loaded (one stat per request)."""
+    from rag.answer import Pipeline
+
+    current = version(state.settings)
+    if current == state.documents or not state.reloading.acquire(blocking=False):
+        return
+
+    def reload() -> None:
+        try:
+            state.documents = current  # a change during the load is seen by the next request
+            adopt(state, Pipeline(state.settings))
+            log.info("rag serve: the user's documents changed; now serving version %s", current)
+        except Exception as error:  # noqa: BLE001 - the pipeline loaded before keeps serving
+            log.error("rag serve: could not load the changed documents: %s", plain_error(error))
+        finally:
+            state.reloading.release()
+
+    threading.Thread(target=reload, daemon=True, name="rag-serve-documents").start()
+
+
 def ready(request: Request) -> ServerState:
     state: ServerState = request.app.state.rag
     if state.pipeline is None:
         message = state.error or "the index is still loading; try again shortly"
         raise ApiError(503, message, "service_unavailable", {"Retry-After": "5"})
+    refresh_documents(state)
     return state
 
 

@@ -326,3 +326,28 @@ def test_cors_is_off_unless_configured_and_requests_wait_for_the_index(server, s
                                   json.dumps({"messages": [{"role": "user", "content": KAROT}]}).encode())
         assert got == 503 and body["error"]["type"] == "service_unavailable" and headers["retry-after"] == "5"
         assert http((base,), "GET", "/healthz")[1]["status"] == "loading"
+
+
+def test_a_document_added_while_serving_is_searched_without_a_restart(settings, pipeline, tmp_path):
+    """`rag add` (or the app) while the server runs: the next request starts loading a pipeline with the
+    document, requests meanwhile are answered from the one loaded, then the document is found."""
+    from rag import collections
+
+    served = dataclasses.replace(settings, data_dir=tmp_path / "data", api_key="")
+    app = create_app(served, pipeline=pipeline, warm_generator=False)
+    note = tmp_path / "lake-survey.md"
+    note.write_text("# Lake Naivasha survey\n\nThe 2024 survey counted 312 flamingos nesting on the north shore "
+                    "of Lake Naivasha.\n", encoding="utf-8")
+    query = json.dumps({"query": "How many flamingos nest on the north shore of Lake Naivasha?", "k": 3}).encode()
+    with running(app) as base:
+        collections.add_paths(served, [note])
+        deadline, sources = time.monotonic() + 120, []
+        while time.monotonic() < deadline:
+            status, found, _ = http((base,), "POST", "/v1/search", query, key=None)
+            assert status == 200  # answered all along, from the pipeline loaded before
+            sources = [r["source"]["document"] for r in found["results"]]
+            if "lake-survey.md" in sources:
+                break
+            time.sleep(0.5)
+        assert sources[0] == "lake-survey.md"
+        assert app.state.rag.pipeline is not pipeline and app.state.rag.documents == collections.version(served)
