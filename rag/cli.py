@@ -422,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only section 6: FAISS flat / HNSW and Milvus (milvus-lite) at N vectors (default 100000)")
     bench.add_argument("--serve", action="store_true",
                        help="only section 5: `rag serve` over HTTP at 1/4/16 clients, extractive and local (slow)")
+    bench.add_argument("--documents", choices=("parsers", "add"),
+                       help="only the measurements of docs/documents.md: the PDF parsers compared, or the time to "
+                            "add 10 and 100 pages")
     bench.add_argument("--questions", type=positive_int, help="only the first N development questions")
     bench.add_argument("--generator", help="generator of the per-question stages (default: the configured one)")
     bench.add_argument("--out", default=str(config.PROJECT_ROOT / "docs" / "benchmarks.md"),
@@ -452,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_bench(args, settings: config.Settings) -> int:
     from rag.bench import BenchOptions, run_bench
+
+    if args.documents:  # rag/bench/documents.py: prints Markdown tables for docs/documents.md
+        from rag.bench.documents import main as documents_bench
+
+        return documents_bench([args.documents])
 
     try:
         run_bench(BenchOptions(quick=args.quick, scales=tuple(args.scale), generators=args.generators,

@@ -103,3 +103,14 @@ def test_cli_parses_bench_options():
     assert args.quick and args.scale == [1_000_000] and args.generators and args.concurrency and args.out == "x.md"
     defaults = build_parser().parse_args(["bench"])
     assert not defaults.quick and defaults.scale == [] and defaults.out.endswith("docs/benchmarks.md")
+
+
+def test_rag_bench_documents_compares_the_pdf_parsers(capsys):
+    """`rag bench --documents parsers` (rag/bench/documents.py): pypdf reads the typeset Chinese and English
+    PDFs back in order, and a parser that is not installed is a row saying so, not a crash."""
+    from rag.cli import main
+
+    assert main(["bench", "--documents", "parsers"]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if "| pypdf |" in line and "report" in line]
+    assert rows and all("| 1.000 |" in row for row in rows)

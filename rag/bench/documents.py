@@ -1,9 +1,9 @@
 """Measurements for docs/documents.md: PDF parsers compared, and the time to add 10 / 100 pages.
 
-``python -m rag.doc_bench parsers`` compares text order, CJK correctness and speed of the PDF parsers that
+``rag bench --documents parsers`` compares text order, CJK correctness and speed of the PDF parsers that
 are installed (pypdf, pdfplumber, PyMuPDF, markitdown) on a Chinese PDF (the report's own Chinese text,
 typeset here with a TrueType CJK font and with reportlab's CID font) and an English one (the report's
-English edition, and a real TeX-made manual from /usr/share/doc when present); ``python -m rag.doc_bench
+English edition, and a real TeX-made manual from /usr/share/doc when present); ``rag bench --documents
 add`` times ``rag add`` of 10 and 100 pages of distinct English text into an empty store.
 Needs reportlab (the ``test`` extra). Prints Markdown tables.
 """
