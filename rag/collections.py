@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,6 +35,7 @@ from rag import config
 from rag.chunking import Chunk, Sentence, chunk_sentences
 from rag.documents import KINDS, DocumentError, document_chunks, read_document
 from rag.errors import UserError
+from rag.index import write_atomic
 
 log = logging.getLogger(__name__)
 REGISTRY = "registry.json"
@@ -111,18 +111,9 @@ def check_collection(name: str) -> str:
     return name
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _publish(settings: config.Settings, registry: dict) -> None:
     """The commit point: the new registry replaces the old one in one ``os.replace``."""
-    _write_atomic(settings.data_dir / REGISTRY, json.dumps(registry, ensure_ascii=False, indent=1).encode("utf-8"))
+    write_atomic(settings.data_dir / REGISTRY, json.dumps(registry, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
 @contextlib.contextmanager
@@ -286,7 +277,7 @@ def _write_document(settings, doc_id, chunks, sentences, keys, vectors) -> dict[
     files = {}
     for key, ext, blob in (("table", "json", table), ("vectors", "npy", buffer.getvalue())):
         files[key] = f"{doc_id}-{hashlib.sha256(blob).hexdigest()[:12]}.{ext}"
-        _write_atomic(settings.data_dir / "docs" / files[key], blob)
+        write_atomic(settings.data_dir / "docs" / files[key], blob)
     return files
 
 

@@ -159,7 +159,7 @@ def build_lock(index_dir: Path):
         yield
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)
@@ -197,7 +197,7 @@ def build_index(settings: config.Settings, progress: bool = True) -> dict:
         }
         files = {key: f"{key}-{hashlib.sha256(blob).hexdigest()[:12]}.{ext}" for key, (ext, blob) in data.items()}
         for key, (_, blob) in data.items():
-            _write_atomic(settings.index_dir / files[key], blob)
+            write_atomic(settings.index_dir / files[key], blob)
         manifest = {
             "embedder": settings.embedder,
             "embedder_revision": embedder.revision,
@@ -232,7 +232,7 @@ def add_structure(settings: config.Settings) -> dict:
         manifest = read_manifest(settings.index_dir)
         blob = structure_bytes(settings)
         name = f"structure-{hashlib.sha256(blob).hexdigest()[:12]}.json"
-        _write_atomic(settings.index_dir / name, blob)
+        write_atomic(settings.index_dir / name, blob)
         manifest["structure_version"] = STRUCTURE_VERSION
         manifest["files"]["structure"] = name
         manifest["files_sha256"]["structure"] = sha256_file(settings.index_dir / name)
@@ -272,7 +272,7 @@ def _publish_manifest(index_dir: Path, manifest: dict) -> None:
         previous = list(read_manifest(index_dir)["files"].values())
     except StaleIndex:
         previous = []
-    _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     _remove_unreferenced(index_dir, [*manifest["files"].values(), *previous])
 
 

@@ -61,14 +61,14 @@ def test_broken_files_are_detected(fast_settings, damage):
 
 def test_crash_mid_build_leaves_old_index_usable(fast_settings, monkeypatch):
     old = build_index(fast_settings, progress=False)
-    real_write = index_module._write_atomic
+    real_write = index_module.write_atomic
 
     def crash_on_manifest(path, data):
         if path.name == "manifest.json":
             raise RuntimeError("simulated crash")
         real_write(path, data)
 
-    monkeypatch.setattr(index_module, "_write_atomic", crash_on_manifest)
+    monkeypatch.setattr(index_module, "write_atomic", crash_on_manifest)
     monkeypatch.setattr(index_module, "make_faiss_index",
                         lambda vectors, kind: index_module.faiss.IndexFlatIP(vectors.shape[1]))  # a different index
     with pytest.raises(RuntimeError, match="simulated crash"):

@@ -247,13 +247,14 @@ def test_a_reply_gives_back_its_answer_and_cited_chunks():
 
 
 def test_the_serve_section_is_spliced_into_the_report_and_kept_by_full_runs():
-    from rag.bench.serve import HEADING, keep_section, replace_section
+    from rag.bench.common import keep_section, replace_section
+    from rag.bench.serve import HEADING
 
     report = "# Benchmarks\n\n## 4. Concurrency\n\nrows\n"
-    once = replace_section(report, [HEADING, "", "old figures"])
-    twice = replace_section(once, [HEADING, "", "new figures"])
+    once = replace_section(report, HEADING, [HEADING, "", "old figures"])
+    twice = replace_section(once, HEADING, [HEADING, "", "new figures"])
     assert twice.count(HEADING) == 1 and "new figures" in twice and "old figures" not in twice and "rows" in twice
-    assert "new figures" in keep_section(twice, report) and keep_section(twice, twice) == twice
+    assert "new figures" in keep_section(twice, report, HEADING) and keep_section(twice, twice, HEADING) == twice
 
 
 def wait_for(server, condition, what: str, limit_s: float = 120.0) -> dict:

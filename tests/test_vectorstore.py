@@ -165,7 +165,8 @@ def test_missing_packages_and_folders_name_the_fix(settings, report, monkeypatch
 def test_bench_stores_measures_every_store_and_keeps_its_section(settings, tmp_path):
     """`rag bench --stores N` at a tiny N: three stores measured, section 6 written and kept by full runs."""
     from rag.bench.common import BenchOptions
-    from rag.bench.stores import HEADING, keep_stores_section, run_stores_section
+    from rag.bench.common import keep_section
+    from rag.bench.stores import HEADING, run_stores_section
 
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\n## 5. Other\n\nkept\n", encoding="utf-8")
@@ -176,4 +177,4 @@ def test_bench_stores_measures_every_store_and_keeps_its_section(settings, tmp_p
     assert rows["Milvus (milvus-lite)"]["reopen_inserted"] == 0
     text = out.read_text(encoding="utf-8")
     assert "kept" in text and HEADING in text and "| Milvus (milvus-lite) |" in text
-    assert HEADING in keep_stores_section(text, "# Benchmarks\n\n## 1. Pipeline\n")
+    assert HEADING in keep_section(text, "# Benchmarks\n\n## 1. Pipeline\n", HEADING)

@@ -131,3 +131,23 @@ def machine_info() -> dict:
     except ImportError:
         pass
     return info
+
+
+def replace_section(text: str, heading: str, section: list[str]) -> str:
+    """``text`` with its section under ``heading`` replaced by ``section`` (or the section added at the end)."""
+    start = text.find(heading)
+    if start < 0:
+        return text.rstrip() + "\n\n" + "\n".join(section).rstrip() + "\n"
+    end = text.find("\n## ", start + len(heading))
+    rest = text[end + 1:] if end >= 0 else ""
+    return text[:start] + "\n".join(section).rstrip() + "\n" + ("\n" + rest if rest else "")
+
+
+def keep_section(old: str, new: str, heading: str) -> str:
+    """A freshly rendered report keeps the section under ``heading`` that the old one had: the sections a
+    full run does not measure (``rag bench --serve``, ``--stores``) survive it."""
+    start = old.find(heading)
+    if start < 0 or heading in new:
+        return new
+    end = old.find("\n## ", start + len(heading))
+    return replace_section(new, heading, (old[start:end] if end >= 0 else old[start:]).rstrip().split("\n"))

@@ -84,11 +84,12 @@ def _write_report(results: dict, options: BenchOptions, started: float) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     plots = write_plots(results, out.parent)
     results["plots"] = plots
-    from rag.bench.serve import keep_section
-    from rag.bench.stores import keep_stores_section
+    from rag.bench import serve, stores
+    from rag.bench.common import keep_section
 
     old = out.read_text(encoding="utf-8") if out.exists() else ""
-    out.write_text(keep_stores_section(old, keep_section(old, render_markdown(results, plots))), encoding="utf-8")
+    new = keep_section(old, keep_section(old, render_markdown(results, plots), serve.HEADING), stores.HEADING)
+    out.write_text(new, encoding="utf-8")
     say(f"\nwrote {out} and {', '.join(plots) or 'no plots'} in {results['seconds'] / 60:.1f} min")
 
 

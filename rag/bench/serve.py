@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rag import config
-from rag.bench.common import BenchOptions, fmt, load_average, machine_info, ms_since, percentiles, say
+from rag.bench.common import (BenchOptions, fmt, load_average, machine_info, ms_since, percentiles, replace_section,
+                              say)
 
 LEVELS = (1, 4, 16)  # one user, a few, more users than cores (as section 4)
 # Requests per row: enough for a p95 that is not just the maximum (the whole development set for extractive
@@ -173,25 +174,6 @@ def _rows_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def replace_section(text: str, section: list[str]) -> str:
-    """``text`` with its section 5 replaced by ``section`` (or the section added at the end)."""
-    start = text.find(HEADING)
-    if start < 0:
-        return text.rstrip() + "\n\n" + "\n".join(section).rstrip() + "\n"
-    end = text.find("\n## ", start + len(HEADING))
-    rest = text[end + 1:] if end >= 0 else ""
-    return text[:start] + "\n".join(section).rstrip() + "\n" + ("\n" + rest if rest else "")
-
-
-def keep_section(old: str, new: str) -> str:
-    """A freshly rendered report keeps the section 5 the old one had (a full run does not measure it)."""
-    start = old.find(HEADING)
-    if start < 0 or HEADING in new:
-        return new
-    end = old.find("\n## ", start + len(HEADING))
-    return replace_section(new, (old[start:end] if end >= 0 else old[start:]).rstrip().split("\n"))
-
-
 def run_serve_section(options: BenchOptions, settings: config.Settings | None = None) -> dict:
     """``rag bench --serve``: measure, print, and write section 5 into ``options.out`` (and ``--json``)."""
     from rag.evaluation import read_questions
@@ -206,7 +188,7 @@ def run_serve_section(options: BenchOptions, settings: config.Settings | None = 
                                                      ("extractive", "local"), (1, 4) if options.quick else LEVELS)}
     out = Path(options.out)
     text = out.read_text(encoding="utf-8") if out.exists() else "# Benchmarks\n"
-    out.write_text(replace_section(text, serve_md(results["serve"], meta)), encoding="utf-8")
+    out.write_text(replace_section(text, HEADING, serve_md(results["serve"], meta)), encoding="utf-8")
     if options.json_out:
         Path(options.json_out).write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     say(f"wrote section 5 of {out}")

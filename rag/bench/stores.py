@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import config
-from rag.bench.common import fmt, load_average, ms_since, percentiles, say
+from rag.bench.common import fmt, load_average, ms_since, percentiles, replace_section, say
 from rag.bench.scale import NOISY_COPY_COSINE, _exact, _random_unit, _report_vectors, _unit, recall_at_k
 
 DEFAULT_STORES_N = 100_000  # the issue's size: twice FLAT_MAX_VECTORS, where `auto` has switched to HNSW
@@ -137,25 +137,6 @@ def stores_section_md(section: dict) -> list[str]:
             "through `store.search`, what `Retriever.dense_ranking` calls.", "", *stores_markdown(section)]
 
 
-def replace_stores_section(text: str, section: list[str]) -> str:
-    """``text`` with its section 6 replaced by ``section`` (or the section added at the end)."""
-    start = text.find(HEADING)
-    if start < 0:
-        return text.rstrip() + "\n\n" + "\n".join(section).rstrip() + "\n"
-    end = text.find("\n## ", start + len(HEADING))
-    rest = text[end + 1:] if end >= 0 else ""
-    return text[:start] + "\n".join(section).rstrip() + "\n" + ("\n" + rest if rest else "")
-
-
-def keep_stores_section(old: str, new: str) -> str:
-    """A freshly rendered report keeps the section 6 the old one had (a full run does not measure it)."""
-    start = old.find(HEADING)
-    if start < 0 or HEADING in new:
-        return new
-    end = old.find("\n## ", start + len(HEADING))
-    return replace_stores_section(new, (old[start:end] if end >= 0 else old[start:]).rstrip().split("\n"))
-
-
 def run_stores_section(options, settings: config.Settings) -> dict:
     """``rag bench --stores [N]``: measure, print, and write section 6 into ``options.out`` (and ``--json``)."""
     import json
@@ -164,7 +145,7 @@ def run_stores_section(options, settings: config.Settings) -> dict:
     say("\n".join(["", *stores_markdown(section)]))
     out = Path(options.out)
     text = out.read_text(encoding="utf-8") if out.exists() else "# Benchmarks\n"
-    out.write_text(replace_stores_section(text, stores_section_md(section)), encoding="utf-8")
+    out.write_text(replace_section(text, HEADING, stores_section_md(section)), encoding="utf-8")
     if options.json_out:
         Path(options.json_out).write_text(json.dumps({"stores": section}, indent=1), encoding="utf-8")
     say(f"\nwrote section 6 of {out}")
