@@ -244,7 +244,8 @@ class Pipeline:
         unique = list({c.id: c for c in chunks}.values())[:3]
         closest = [from_chunk(number, chunk) for number, chunk in enumerate(unique, start=1)]
         if outcome == OUT_OF_SCOPE:
-            text = prompts.localized(prompts.OUT_OF_SCOPE, language)
+            text = prompts.localized(prompts.OUT_OF_SCOPE_DOCUMENTS if selection.documents else prompts.OUT_OF_SCOPE,
+                                     language)
         else:
             phrases = prompts.localized(prompts.ASKED_PHRASES, language)
             subject = self._subject(question, language)

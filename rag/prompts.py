@@ -97,6 +97,22 @@ OUT_OF_SCOPE = {
     "ja": "『グリーン・シルクロード発展報告（2023）』についての質問にお答えします。この質問は対象外です。",
     "ar": "أجيب عن الأسئلة المتعلقة بتقرير تنمية طريق الحرير الأخضر (2023)؛ هذا السؤال خارج نطاقه.",
 }
+# The same when the user's own documents were searched too (rag/collections.py).
+OUT_OF_SCOPE_DOCUMENTS = {
+    "zh": "我只回答关于《绿色丝绸之路发展报告（2023）》及其旁添加的文档的问题，这个问题不在这些文档范围内。",
+    "en": "I only answer questions on the 2023 Green Silk Road Development Report and the documents added beside "
+          "it; this question is outside them.",
+    "fr": "Je réponds aux questions sur le Rapport 2023 sur le développement de la Route de la soie verte et les "
+          "documents ajoutés ; cette question en sort.",
+    "es": "Respondo preguntas sobre el Informe de Desarrollo de la Ruta de la Seda Verde (2023) y los documentos "
+          "añadidos; esta pregunta queda fuera.",
+    "de": "Ich beantworte Fragen zum Green Silk Road Development Report (2023) und zu den hinzugefügten "
+          "Dokumenten; diese Frage liegt außerhalb.",
+    "ru": "Я отвечаю на вопросы о Докладе о развитии Зелёного Шёлкового пути (2023) и добавленных документах; "
+          "этот вопрос вне их рамок.",
+    "ja": "『グリーン・シルクロード発展報告（2023）』と追加された文書についての質問にお答えします。この質問は対象外です。",
+    "ar": "أجيب عن الأسئلة المتعلقة بتقرير تنمية طريق الحرير الأخضر (2023) والمستندات المضافة؛ هذا السؤال خارج نطاقها.",
+}
 # Leads a computed answer: the result is code's arithmetic on two cited figures of the report.
 COMPUTED_LABELS = {
     "zh": "根据报告中的两个数字计算：", "en": "Computed from two figures in the report:",

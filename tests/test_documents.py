@@ -433,6 +433,8 @@ def test_a_refusal_over_documents_does_not_say_the_report_alone(pipeline):
     assert answer.answer.startswith(prompts.REFUSALS_DOCUMENTS["en"].split(" {")[0])
     alone = pipeline.ask(question, generator="extractive", collections=[config.REPORT_SLUG])
     assert alone.refused and "documents searched" not in alone.answer
+    elsewhere = pipeline.ask("What is the capital of France?", generator="extractive")
+    assert elsewhere.outcome == "out_of_scope" and elsewhere.answer == prompts.OUT_OF_SCOPE_DOCUMENTS["en"]
 
 
 def test_a_quote_from_a_document_is_not_labelled_as_the_report(pipeline):
