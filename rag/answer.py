@@ -275,8 +275,9 @@ class Pipeline:
             return None
         found = arithmetic.candidates(operation, ranked)
         scorers = self._part_scorers(parts, found)
-        chosen = arithmetic.choose(operation, found, scorers,
-                                   frozenset(units.named_unit_kinds(question)), question)
+        chunk_of = {e.position: e.chunk.id for e in selection.ranked}
+        chosen = arithmetic.choose(operation, found, scorers, frozenset(units.named_unit_kinds(question)), question,
+                                   lambda a, b: chunk_of.get(a.position) == chunk_of.get(b.position))
         result = arithmetic.compute(operation, *chosen, question, language) if chosen else None
         if result is None:
             return None

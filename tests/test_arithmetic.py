@@ -67,3 +67,25 @@ def test_other_languages_read_base_units_in_symbols():
 def test_a_unit_inside_a_longer_one_is_not_named():
     assert units.named_unit_kinds("how many kWh per resident") == {"energy", "people"}
     assert units.named_unit_kinds("多少千瓦时") == {"energy"}
+
+
+def test_counts_with_different_measure_words_do_not_add_up():
+    sets, vehicles = operand("2000 套太阳能路灯"), operand("28 辆新能源汽车", 1)
+    assert not arithmetic._same_kind("sum", sets.measure, vehicles.measure)
+    assert arithmetic._same_kind("sum", vehicles.measure, operand("200 辆电动摩托车", 2).measure)
+
+
+def test_the_second_value_prefers_the_first_ones_passage_when_close():
+    """"kWh per resident" of one wind farm: its own residents, not another project's population that scores
+    a little higher on words (SAME_PASSAGE_BONUS)."""
+    power = arithmetic.Candidate(operand("每年提供清洁电力 1.1 亿度", 0), "清洁电力 1.1 亿度")
+    here = arithmetic.Candidate(operand("满足 10 万当地居民用电需求", 1), "10 万当地居民")
+    elsewhere = arithmetic.Candidate(operand("惠及 500 万人口", 2), "500 万人口")
+    found = [power, here, elsewhere]
+    scores = [lambda i: [1.0, 0.1, 0.1][i], lambda i: [0.0, 0.80, 0.82][i]]
+    one_passage = {0: "c-1", 1: "c-1", 2: "c-7"}
+    together = lambda a, b: one_passage[a.position] == one_passage[b.position]  # noqa: E731
+    assert arithmetic.choose("ratio", found, scores)[1] is elsewhere.operand
+    assert arithmetic.choose("ratio", found, scores, same_passage=together)[1] is here.operand
+    far = [lambda i: [1.0, 0.1, 0.1][i], lambda i: [0.0, 0.70, 0.82][i]]  # a clear winner keeps winning
+    assert arithmetic.choose("ratio", found, far, same_passage=together)[1] is elsewhere.operand
