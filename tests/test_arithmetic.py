@@ -89,3 +89,12 @@ def test_the_second_value_prefers_the_first_ones_passage_when_close():
     assert arithmetic.choose("ratio", found, scores, same_passage=together)[1] is here.operand
     far = [lambda i: [1.0, 0.1, 0.1][i], lambda i: [0.0, 0.70, 0.82][i]]  # a clear winner keeps winning
     assert arithmetic.choose("ratio", found, far, same_passage=together)[1] is elsewhere.operand
+
+
+def test_an_end_of_a_range_is_not_a_value_to_compute_with():
+    text = "孵化率78.8%（自然条件下海龟蛋孵化率约为10%~20%）"
+    assert [(m.quantity.text, arithmetic.fits(m, text)) for m in units.measures(text)] == [
+        ("78.8%", True), ("10%", False), ("20%", False)]
+    assert not any(arithmetic.fits(m, "共10至20座") for m in units.measures("共10至20座"))
+    assert all(arithmetic.fits(m, "减排 22.6 亿吨，温度为-5度") for m in units.measures("减排 22.6 亿吨，温度为-5度")
+               if m.kind not in ("year", "month", "date", "ordinal"))
