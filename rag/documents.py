@@ -80,16 +80,11 @@ def read_document(path: Path, settings: config.Settings, data: bytes | None = No
     kind = document_kind(Path(name))
     if data is None:
         try:
-            size = path.stat().st_size
-            if size > settings.max_document_mb * 1024 * 1024:
-                raise DocumentError(f"{name}: {size / 1024 / 1024:.1f} MB is over the limit of "
-                                    f"{settings.max_document_mb:g} MB (RAG_MAX_DOCUMENT_MB)")
+            _check_size(name, path.stat().st_size, settings)  # before reading: a huge file is never loaded
             data = path.read_bytes()
         except OSError as error:
             raise DocumentError(f"{name}: cannot read the file ({error.strerror})") from None
-    if len(data) > settings.max_document_mb * 1024 * 1024:
-        raise DocumentError(f"{name}: {len(data) / 1024 / 1024:.1f} MB is over the limit of "
-                            f"{settings.max_document_mb:g} MB (RAG_MAX_DOCUMENT_MB)")
+    _check_size(name, len(data), settings)
     if not data.strip():
         raise DocumentError(f"{name}: the file is empty")
     reader = {"pdf": _read_pdf, "docx": _read_docx, "html": _read_html, "markdown": _read_markdown,
@@ -102,6 +97,12 @@ def read_document(path: Path, settings: config.Settings, data: bytes | None = No
     if title.lower() in ("untitled", "(anonymous)", "anonymous", "") or title.lower().endswith((".doc", ".docx")):
         title = ""  # the placeholders that writers put in the title field
     return Document(name, kind, hashlib.sha256(data).hexdigest(), pages, blocks, title[:200])
+
+
+def _check_size(name: str, size: int, settings: config.Settings) -> None:
+    if size > settings.max_document_mb * 1024 * 1024:
+        raise DocumentError(f"{name}: {size / 1024 / 1024:.1f} MB is over the limit of "
+                            f"{settings.max_document_mb:g} MB (RAG_MAX_DOCUMENT_MB)")
 
 
 # --------------------------------------------------------------------------------------------------
