@@ -355,6 +355,31 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_bench_command(commands) -> None:
+    """`rag bench` and its sections (rag/bench/)."""
+    bench = commands.add_parser("bench", help="measure speed and memory; writes docs/benchmarks.md and plots")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes and no language model (for the tests)")
+    bench.add_argument("--scale", type=positive_int, nargs="+", default=[], metavar="N",
+                       help="corpus sizes added to 10000 and 100000, e.g. --scale 1000000 (slow)")
+    bench.add_argument("--generators", action="store_true",
+                       help="also transformers' GGUF loader in fp32 / bfloat16 / torch.compile (slow)")
+    bench.add_argument("--concurrency", action="store_true",
+                       help="also run the concurrency test with the local generator (slow)")
+    bench.add_argument("--stores", type=positive_int, nargs="?", const=100_000, metavar="N",
+                       help="only section 6: FAISS flat / HNSW and Milvus (milvus-lite) at N vectors (default 100000)")
+    bench.add_argument("--serve", action="store_true",
+                       help="only section 5: `rag serve` over HTTP at 1/4/16 clients, extractive and local (slow)")
+    bench.add_argument("--documents", choices=("parsers", "add"),
+                       help="only the measurements of docs/documents.md: the PDF parsers compared, or the time to "
+                            "add 10 and 100 pages")
+    bench.add_argument("--questions", type=positive_int, help="only the first N development questions")
+    bench.add_argument("--generator", help="generator of the per-question stages (default: the configured one)")
+    bench.add_argument("--out", default=str(config.PROJECT_ROOT / "docs" / "benchmarks.md"),
+                       help="markdown report; plots go next to it (default docs/benchmarks.md)")
+    bench.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
+    bench.set_defaults(handler=cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -410,27 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--section", action="store_true", help="the whole section of a passage id")
     show.set_defaults(handler=cmd_show)
 
-    bench = commands.add_parser("bench", help="measure speed and memory; writes docs/benchmarks.md and plots")
-    bench.add_argument("--quick", action="store_true", help="tiny sizes and no language model (for the tests)")
-    bench.add_argument("--scale", type=positive_int, nargs="+", default=[], metavar="N",
-                       help="corpus sizes added to 10000 and 100000, e.g. --scale 1000000 (slow)")
-    bench.add_argument("--generators", action="store_true",
-                       help="also transformers' GGUF loader in fp32 / bfloat16 / torch.compile (slow)")
-    bench.add_argument("--concurrency", action="store_true",
-                       help="also run the concurrency test with the local generator (slow)")
-    bench.add_argument("--stores", type=positive_int, nargs="?", const=100_000, metavar="N",
-                       help="only section 6: FAISS flat / HNSW and Milvus (milvus-lite) at N vectors (default 100000)")
-    bench.add_argument("--serve", action="store_true",
-                       help="only section 5: `rag serve` over HTTP at 1/4/16 clients, extractive and local (slow)")
-    bench.add_argument("--documents", choices=("parsers", "add"),
-                       help="only the measurements of docs/documents.md: the PDF parsers compared, or the time to "
-                            "add 10 and 100 pages")
-    bench.add_argument("--questions", type=positive_int, help="only the first N development questions")
-    bench.add_argument("--generator", help="generator of the per-question stages (default: the configured one)")
-    bench.add_argument("--out", default=str(config.PROJECT_ROOT / "docs" / "benchmarks.md"),
-                       help="markdown report; plots go next to it (default docs/benchmarks.md)")
-    bench.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
-    bench.set_defaults(handler=cmd_bench)
+    add_bench_command(commands)
     for command in (search, ask, chat, evaluate):
         command.add_argument("--collection", action="append", metavar="NAME",
                              help="search only this collection (repeatable; default: every collection)")
