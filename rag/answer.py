@@ -10,6 +10,7 @@ streamed (the checks run at the end). ``Pipeline.ask`` returns the final Answer.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import time
@@ -18,7 +19,8 @@ from collections.abc import Iterator
 from rag import arithmetic, units
 from rag import citations as cite
 from rag import config, prompts
-from rag.asked import ending_premise_missing, missing_names
+from rag.asked import ending_premise_missing, missing_names, years_tied_elsewhere
+from rag.glossary import names_zh
 from rag.language import HAN_RE
 from rag.evidence import Evidence, EvidenceSelection, EvidenceSelector
 from rag.evidence import coverage as evidence_coverage
@@ -196,7 +198,7 @@ class Pipeline:
         if operation and (computed := self._computed(operation, question, language, selection, timings, start)):
             yield "answer", computed
             return
-        missing = self.premise_missing(question, result.language, selection)
+        missing = self.premise_missing(question, result, selection)
         if not self.answerable(selection) or not selection.holds_asked or missing:
             note = f"the passages never mention {', '.join(missing)}" if missing else ""
             yield "answer", self._refusal(question, language, selection, [h.chunk for h in result.hits], spec, timings,
@@ -206,16 +208,25 @@ class Pipeline:
         answer = yield from self._phrase(question, language, selection, citations, spec, timings, start)
         yield "answer", answer
 
+    @functools.cached_property
+    def report_names(self) -> list[str]:
+        """The Chinese of every name in the report's glossary (the things a year can be tied to)."""
+        return [t.zh_plain for t in self.retriever.glossary if t.zh_plain]
+
     def answerable(self, selection: EvidenceSelection) -> bool:
         return selection.answerable(self.settings.refusal_threshold, self.settings.refusal_threshold_meaning_only)
 
-    def premise_missing(self, question: str, language: str, selection: EvidenceSelection) -> list[str]:
+    def premise_missing(self, question: str, result, selection: EvidenceSelection) -> list[str]:
         """What the question takes for granted that the chosen passages never mention: a Chinese
-        question's place, or an ending (closed, stopped) of what they describe."""
+        question's place, an ending (closed, stopped) of what they describe, or a year they give to
+        something else than what the question ties it to."""
         context = _context(selection)
-        missing = missing_names(question, language, context)
+        missing = missing_names(question, result.language, context)
         if ending_premise_missing(question, context):
             missing.append("the ending the question presupposes")
+        names = names_zh(question, self.retriever.glossary, result.expansion)
+        for year in years_tied_elsewhere(question, names, self.report_names, [e.sentence.zh for e in selection.sentences]):
+            missing.append(f"{year} as the year of {', '.join(names)}")
         return missing
 
     def _agrees_not_found(self, selection: EvidenceSelection) -> bool:

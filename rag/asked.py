@@ -141,6 +141,40 @@ def ending_premise_missing(question: str, context: str) -> bool:
     return bool(ENDING_ASKED.search(question)) and not ENDING_IN_REPORT.search(context)
 
 
+def years_tied_elsewhere(question: str, names_zh: list[str], report_names: list[str],
+                         sentences_zh: list[str]) -> list[int]:
+    """Years the question ties to a named thing that the passages tie to another thing: "carbon neutrality
+    before 2030?" where the passage says "2030年前实现碳达峰、2060年前实现碳中和" (2030 is the peak's year).
+
+    ``names_zh``: the report's (glossary) names the question gives, in Chinese; ``report_names``: all of
+    them. A year counts as tied elsewhere when, in an evidence sentence, its clause names another of the
+    report's things and none of the question's, while another year's clause (a year the question does not
+    give) names one of the question's. A clause naming nothing ("截至2023年11月，成员国已达到33个") ties the
+    year to nothing else."""
+    from rag.numbers import extract_numbers
+
+    asked_years = {int(q.value) for q in extract_numbers(question) if q.kind == "year"}
+    if not asked_years or not names_zh:
+        return []
+    others_named = [n for n in report_names if n and not any(n in asked or asked in n for asked in names_zh)]
+
+    def clause(text: str, year, spans) -> str:
+        return units.clause_around(text, year.span, [s for s in spans if s != year.span])
+
+    tied = set()
+    for text in sentences_zh:
+        years = [q for q in extract_numbers(text) if q.kind == "year"]
+        spans = [q.span for q in years]
+        for asked_year in asked_years:
+            mine = [clause(text, q, spans) for q in years if int(q.value) == asked_year]
+            theirs = [clause(text, q, spans) for q in years if int(q.value) not in asked_years]
+            elsewhere = mine and all(not any(n in c for n in names_zh) and any(n in c for n in others_named)
+                                     for c in mine)
+            if elsewhere and any(any(n in c for n in names_zh) for c in theirs):
+                tied.add(asked_year)
+    return sorted(tied)
+
+
 NAME_KINDS = ("org", "place")
 ORG_SUFFIX = re.compile(r"(?:公司|集团|银行|大学|学院|研究院|研究所|研究中心|协会|基金会|委员会|署|部|局|厅|联盟)$")
 

@@ -246,7 +246,7 @@ def refusal_curve(pipeline, questions: list[dict], thresholds: list[float] | Non
         selection = pipeline.selector.select(result)
         offset = 0.0 if selection.lexical else settings_gap(pipeline.settings)
         always = (pipeline.out_of_scope(question["question"], result, selection) or not selection.holds_asked
-                  or bool(pipeline.premise_missing(question["question"], result.language, selection)))
+                  or bool(pipeline.premise_missing(question["question"], result, selection)))
         scores.append((selection.best_score + offset, always, is_answerable(question)))
     grid = [round(0.80 + 0.01 * i, 2) for i in range(31)]
     thresholds = thresholds or sorted({*grid, pipeline.settings.refusal_threshold})

@@ -38,6 +38,13 @@ def _normal(text: str) -> str:
     return re.sub(r"[\s\-–—]+", " ", text.lower())
 
 
+def names_zh(question: str, terms: tuple[Term, ...], expansion: tuple[list[str], list[str]]) -> list[str]:
+    """The report's names the question gives, in Chinese: its own Chinese names plus the Chinese of its
+    names in English (``expansion``, from ``expand_query``)."""
+    plain_question = QUOTES_RE.sub("", question)
+    return list(dict.fromkeys([*expansion[0], *(t.zh_plain for t in terms if t.zh_plain and t.zh_plain in plain_question)]))
+
+
 def expand_query(question: str, terms: tuple[Term, ...]) -> tuple[list[str], list[str]]:
     """(Chinese terms, English terms) that the question names in the other language.
 

@@ -135,3 +135,12 @@ def test_search_only_resolves_a_follow_up(pipeline):
     history = [HistoryTurn("蒙内铁路是哪一年通车的？", "蒙内铁路是哪一年通车的？", "2017年。", ())]
     found = pipeline.search("它全长多少公里？", history=history)
     assert "蒙内铁路" in found.standalone and found.question == "它全长多少公里？"
+
+
+def test_a_year_tied_to_another_goal_is_not_in_the_report(pipeline):
+    """The report: peak before 2030, neutrality before 2060. Asked for neutrality "by 2030", it refuses
+    instead of explaining a pledge it does not hold; asked without the wrong year, it answers."""
+    wrong = pipeline.ask("Why has China pledged carbon neutrality by 2030?", generator=EXTRACTIVE)
+    assert wrong.outcome == "not_in_report" and "2030" in wrong.note
+    right = pipeline.ask("中国力争在哪一年前实现碳中和？", generator=EXTRACTIVE)
+    assert not right.refused and "2060" in right.answer

@@ -117,3 +117,17 @@ def test_a_name_of_the_asked_kind_must_be_given():
 
 def test_a_count_is_shown_with_its_counter():
     assert units.measures("累计孵化并放生海龟超1.7万只")[0].unit == "只"
+
+
+def test_a_year_the_passage_gives_to_another_thing_is_a_false_premise():
+    from rag.asked import years_tied_elsewhere
+
+    sentence = "这是继习近平主席宣布中国力争2030年前实现碳达峰、2060年前实现碳中和后，中国采取的又一重要举措。"
+    names = ["碳达峰", "碳中和", "一带一路"]
+    assert years_tied_elsewhere("中国为什么要在2030年前实现碳中和？", ["碳中和"], names, [sentence]) == [2030]
+    assert years_tied_elsewhere("Why neutrality before 2060?", ["碳中和"], names, [sentence]) == []
+    assert years_tied_elsewhere("中国何时实现碳中和？", ["碳中和"], names, [sentence]) == []  # no year given
+    # a clause naming nothing ties its year to nothing else: the subject is named once, by the other year
+    partnership = "中国于2019年4月发起成立“一带一路”能源合作伙伴关系，截至2023年11月，成员国已达到33个。"
+    assert years_tied_elsewhere("截至2023年11月，“一带一路”能源合作伙伴关系有多少成员国？", ["一带一路"], names,
+                                [partnership]) == []
