@@ -22,7 +22,7 @@ import re
 import time
 
 from rag import places
-from rag.broad import COMPARE, LIST, OVERVIEW
+from rag.broad import COMPARE, LIST
 from rag.glossary import QUOTES_RE
 from rag.numbers import extract_numbers
 from rag.scope import ATTRIBUTES, SENTENCE_CUES, Scope, ScopeReader, terms, zh_keys

@@ -150,7 +150,6 @@ def evaluate_answers(pipeline, questions: list[dict], generator: str | None = No
     rows = []
     for question in tqdm(questions, disable=not progress, desc="answering", unit="question"):
         answer = pipeline.ask(question["question"], generator=generator)
-        answerable = is_answerable(question)
         rows.append(answer_row(question, answer))
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
