@@ -83,7 +83,7 @@ class EvidenceSelector:
         self._df_en = _document_frequency([self._en_tokens[i] for i in report])
         self._documents = len(report)
         self._df_all = ((_document_frequency(self._zh_tokens), _document_frequency(self._en_tokens), len(sentences))
-                        if any(self._is_doc) else (self._df_zh, self._df_en, self._documents))
+                        if any(self._is_doc) else None)  # None: no documents, the report's statistics are all
         self._zh_context, self._en_context = self._contexts(retriever)
         # What each sentence's numbers count, once per corpus (both languages: a count's noun is compared
         # in the question's language).
@@ -141,12 +141,14 @@ class EvidenceSelector:
         # (a Chinese question's English project name) would match every sentence of the box.
         zh_own, en_own = keywords_zh(question), tokenize_en(question)
         zh_all, en_all = zh_own + keywords_zh(" ".join(zh_terms)), en_own + tokenize_en(" ".join(en_terms))
-        by_doc = {}  # False: the report's sentences' weights; True: a user's document's (rag/collections.py)
-        for doc, (df_zh, df_en, count) in ((False, (self._df_zh, self._df_en, self._documents)), (True, self._df_all)):
-            by_doc[doc] = (_idf_weights(zh_all, df_zh, count) if zh_own else {},
-                           _idf_weights(en_all, df_en, count) if en_own else {},
-                           (_idf_weights(zh_own, df_zh, count), _idf_weights(en_own, df_en, count)))
-        zh_weights, en_weights, _ = by_doc[False]
+        def question_weights(df_zh, df_en, count):  # (zh, en, own) keyword weights under these statistics
+            return (_idf_weights(zh_all, df_zh, count) if zh_own else {},
+                    _idf_weights(en_all, df_en, count) if en_own else {},
+                    (_idf_weights(zh_own, df_zh, count), _idf_weights(en_own, df_en, count)))
+
+        report_weights = question_weights(self._df_zh, self._df_en, self._documents)
+        # False: the report's sentences' weights; True: a user's document's (rag/collections.py)
+        by_doc = {False: report_weights, True: question_weights(*self._df_all) if self._df_all else report_weights}
         wanted = asked_of(question)
         weights = self.settings
         scored: list[Evidence] = []
@@ -169,8 +171,9 @@ class EvidenceSelector:
             return EvidenceSelection([], 0.0, asked=wanted, documents=result.documents)
         chosen = [scored[0]] + [e for e in scored[1:MAX_SENTENCES]
                                 if e.score >= scored[0].score * SECOND_SENTENCE_RATIO]
-        return EvidenceSelection(chosen, scored[0].score, lexical=bool(zh_weights or en_weights), asked=wanted,
-                                 ranked=tuple(scored), documents=result.documents)
+        lexical = bool(report_weights[0] or report_weights[1])  # a word of the question can match at all
+        return EvidenceSelection(chosen, scored[0].score, lexical=lexical, asked=wanted, ranked=tuple(scored),
+                                 documents=result.documents)
 
 
 def coverage(weights: tuple[dict[str, float], dict[str, float]], text: str) -> float:
